@@ -1,0 +1,221 @@
+"""Settings: one frozen object built from the environment (DESIGN.md section 3).
+
+Tests build `Settings(...)` directly; only `Settings.from_env` reads `os.environ`.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+MODES = ("auto", "webhook", "poll", "hybrid")
+WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+_WORKSPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_TOKEN = re.compile(r"^[\x21-\x7e]{8,4096}$")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message says which and how to fix it."""
+
+
+class Secret:
+    """A string whose repr and str never show the value (API keys, tokens, signing keys)."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('**********')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class WebhookToken:
+    """One signing secret, optionally bound to one workspace (`workspaceId:token`)."""
+
+    secret: Secret
+    workspace_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None = None
+    api_key: Secret = field(default_factory=lambda: Secret(""))
+    workspace_ids: tuple[str, ...] = ()
+    webhook_tokens: tuple[WebhookToken, ...] = ()
+    api_url: str = "https://api.clockify.me/api/v1"
+    reports_url: str = "https://reports.api.clockify.me/v1"
+    mode: str = "auto"
+    api_budget_per_hour: int | None = None
+    timezone: str | None = None
+    week_start: str | None = None
+    dashboard_token: Secret = field(default_factory=lambda: Secret(""))
+    secret_key: Secret = field(default_factory=lambda: Secret(""))
+    host: str = "127.0.0.1"
+    port: int = 8000
+    webhook_max_bytes: int = 1024 * 1024
+    stream_maxlen: int = 10_000
+    heartbeat_s: float = 15.0
+    long_timer_hours: float = 8.0
+    log_json: bool = False
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(
+                f"CLOCKWALL_MODE={self.mode!r} is not a mode; use one of {', '.join(MODES)}"
+            )
+        if self.timezone is not None:
+            try:
+                ZoneInfo(self.timezone)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ConfigError(
+                    f"CLOCKWALL_TIMEZONE={self.timezone!r} is not a known time zone; "
+                    "use an IANA name such as 'Europe/Berlin' or 'UTC'"
+                ) from None
+        if self.week_start is not None and self.week_start not in WEEKDAYS:
+            raise ConfigError(
+                f"CLOCKWALL_WEEK_START={self.week_start!r} is not a weekday; "
+                f"use one of {', '.join(WEEKDAYS)}"
+            )
+        for ws in self.workspace_ids:
+            if not _WORKSPACE_ID.match(ws):
+                raise ConfigError(
+                    f"CLOCKIFY_WORKSPACE_ID contains {ws!r}, which is not a workspace id; "
+                    "copy the 24-character id from Clockify's workspace settings URL"
+                )
+        for token in self.webhook_tokens:
+            if token.workspace_id is not None and token.workspace_id not in self.workspace_ids:
+                raise ConfigError(
+                    f"CLOCKIFY_WEBHOOK_TOKENS binds a token to workspace {token.workspace_id!r}, "
+                    "which is not in CLOCKIFY_WORKSPACE_ID; add it there or drop the prefix"
+                )
+        if self.api_budget_per_hour is not None and self.api_budget_per_hour < 1:
+            raise ConfigError("CLOCKWALL_API_BUDGET_PER_HOUR must be a whole number of at least 1")
+        if self.webhook_max_bytes < 1024:
+            raise ConfigError("CLOCKWALL_WEBHOOK_MAX_BYTES must be at least 1024")
+        if not self.workspace_ids and (self.webhook_tokens or self.api_key):
+            raise ConfigError(
+                "CLOCKIFY_WORKSPACE_ID is not set; set it to the id of the workspace to show"
+            )
+
+    # Derived values -------------------------------------------------------------------
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone or "UTC")
+
+    @property
+    def week_start_index(self) -> int:
+        """0 for Monday ... 6 for Sunday, as `date.weekday()` counts."""
+        return WEEKDAYS.index(self.week_start or "MONDAY")
+
+    @property
+    def effective_mode(self) -> str:
+        if self.mode != "auto":
+            return self.mode
+        if self.webhook_tokens and self.api_key:
+            return "hybrid"
+        if self.api_key:
+            return "poll"
+        return "webhook"
+
+    @property
+    def on_loopback(self) -> bool:
+        if self.host in ("localhost", ""):
+            return self.host == "localhost"
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    @property
+    def default_workspace(self) -> str:
+        return self.workspace_ids[0] if self.workspace_ids else "demo"
+
+    # Construction ---------------------------------------------------------------------
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if env is None else env
+
+        def get(name: str) -> str | None:
+            value = env.get(name, "").strip()
+            return value or None
+
+        values: dict[str, object] = {
+            "redis_url": get("REDIS_URL"),
+            "api_key": Secret(get("CLOCKIFY_API_KEY") or ""),
+            "workspace_ids": _split(get("CLOCKIFY_WORKSPACE_ID")),
+            "webhook_tokens": parse_tokens(get("CLOCKIFY_WEBHOOK_TOKENS")),
+            "mode": (get("CLOCKWALL_MODE") or "auto").lower(),
+            "timezone": get("CLOCKWALL_TIMEZONE"),
+            "week_start": (get("CLOCKWALL_WEEK_START") or "").upper() or None,
+            "dashboard_token": Secret(get("CLOCKWALL_DASHBOARD_TOKEN") or ""),
+            "secret_key": Secret(get("CLOCKWALL_SECRET_KEY") or ""),
+            "log_json": get("CLOCKWALL_LOG_JSON") in ("1", "true", "yes"),
+        }
+        if url := get("CLOCKIFY_API_URL"):
+            values["api_url"] = url.rstrip("/")
+        if url := get("CLOCKIFY_REPORTS_URL"):
+            values["reports_url"] = url.rstrip("/")
+        for name, key, kind in (
+            ("CLOCKWALL_API_BUDGET_PER_HOUR", "api_budget_per_hour", int),
+            ("CLOCKWALL_WEBHOOK_MAX_BYTES", "webhook_max_bytes", int),
+            ("CLOCKWALL_STREAM_MAXLEN", "stream_maxlen", int),
+            ("CLOCKWALL_HEARTBEAT_S", "heartbeat_s", float),
+            ("CLOCKWALL_LONG_TIMER_HOURS", "long_timer_hours", float),
+        ):
+            raw = get(name)
+            if raw is not None:
+                try:
+                    values[key] = kind(raw)
+                except ValueError:
+                    raise ConfigError(f"{name}={raw!r} is not a number") from None
+        values.update(overrides)
+        return cls(**values)  # type: ignore[arg-type]
+
+
+def _split(raw: str | None) -> tuple[str, ...]:
+    return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
+def parse_tokens(raw: str | None) -> tuple[WebhookToken, ...]:
+    """`tok1,tok2` or `workspaceId:tok1,...`; rejects empty items and odd characters."""
+    tokens = []
+    for index, item in enumerate((raw or "").split(",")):
+        item = item.strip()
+        if not item:
+            if raw and raw.strip():
+                raise ConfigError(
+                    f"CLOCKIFY_WEBHOOK_TOKENS has an empty item at position {index + 1}; "
+                    "separate tokens with single commas"
+                )
+            continue
+        workspace_id: str | None = None
+        if ":" in item:
+            workspace_id, _, item = item.partition(":")
+        if not _TOKEN.match(item):
+            raise ConfigError(
+                f"CLOCKIFY_WEBHOOK_TOKENS item {index + 1} is not a signing secret "
+                "(expected 8 or more printable characters without spaces); copy it from "
+                "the webhook's page in Clockify or from `clockwall setup`"
+            )
+        tokens.append(WebhookToken(Secret(item), workspace_id))
+    return tuple(tokens)

@@ -1,0 +1,66 @@
+"""Every Redis key name, in one place. Each carries the workspace id as a Redis Cluster hash tag
+(`cw:{ws}:...`), so all keys of a workspace live in one slot and every script touches one slot.
+"""
+
+from __future__ import annotations
+
+PREFIX = "cw"
+
+# Dimension codes of the per-day total hashes (`day_totals`).
+DIM_PROJECT = "P"
+DIM_USER = "U"
+DIM_CLIENT = "C"
+DIM_TAG = "T"
+DIM_TEAM = "X"  # user|project -> seconds, for the heatmap
+DIM_ALL = "A"  # the day's team total
+DIMENSIONS = (DIM_PROJECT, DIM_USER, DIM_CLIENT, DIM_TAG, DIM_TEAM, DIM_ALL)
+NONE_ID = "-"  # group id of entries without project, client or tag
+
+
+def workspace_prefix(ws: str) -> str:
+    """The common prefix; the Lua scripts append `d:<day>:<dim>` and `ix:<day>` to it."""
+    return f"{PREFIX}:{{{ws}}}:"
+
+
+def day_totals(ws: str, day: str, dim: str) -> str:
+    return f"{workspace_prefix(ws)}d:{day}:{dim}"
+
+
+def day_index(ws: str, day: str) -> str:
+    """Sorted set of entry ids started that day, scored by start epoch seconds."""
+    return f"{workspace_prefix(ws)}ix:{day}"
+
+
+def entry_meta(ws: str) -> str:
+    """Hash entry id -> `<status>|<fingerprint>|<day>`; status R running, L stopped, D deleted."""
+    return f"{workspace_prefix(ws)}meta"
+
+
+def entry_states(ws: str) -> str:
+    """Hash entry id -> normalized state JSON."""
+    return f"{workspace_prefix(ws)}entries"
+
+
+def entry_contributions(ws: str) -> str:
+    """Hash entry id -> JSON of what the entry adds to the day totals."""
+    return f"{workspace_prefix(ws)}contrib"
+
+
+def running(ws: str) -> str:
+    """Hash entry id -> state JSON of every running timer."""
+    return f"{workspace_prefix(ws)}running"
+
+
+def names(ws: str, kind: str) -> str:
+    """Hash id -> JSON {id, name, color, ...} for kind user, project, client, tag, task."""
+    return f"{workspace_prefix(ws)}n:{kind}"
+
+
+def changes(ws: str) -> str:
+    """Stream of change events, trimmed to about CLOCKWALL_STREAM_MAXLEN."""
+    return f"{workspace_prefix(ws)}changes"
+
+
+def counters(ws: str) -> str:
+    """Hash of event counters (accepted, duplicates, ignored event types)."""
+    return f"{workspace_prefix(ws)}counters"

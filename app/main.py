@@ -1,0 +1,123 @@
+"""create_app(settings): builds the store, the routes and the lifespan that opens and closes
+them."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from app.api import Api
+from app.config import Settings
+from app.metrics import Metrics
+from app.store import Clock, TotalsStore, utc_now
+from app.webhooks import WebhookEndpoint
+
+log = logging.getLogger(__name__)
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def open_redis(settings: Settings) -> Redis:
+    """The real Redis when REDIS_URL is set, else an in-process emulation (fakeredis + Lua)."""
+    if settings.redis_url:
+        return Redis.from_url(
+            settings.redis_url,
+            socket_connect_timeout=2,
+            socket_timeout=5,
+            health_check_interval=15,
+        )
+    import fakeredis
+
+    log.warning(
+        "REDIS_URL is not set: using the embedded in-process store; nothing is durable and "
+        "only this process sees it. Set REDIS_URL=redis://host:6379/0 for real use."
+    )
+    return fakeredis.FakeAsyncRedis()
+
+
+class Service:
+    """Everything one app process holds: Redis, the store, metrics and background state."""
+
+    def __init__(self, settings: Settings, redis: Redis | None = None, clock: Clock = utc_now):
+        self.settings = settings
+        self.redis = redis if redis is not None else open_redis(settings)
+        self.embedded = redis is None and not settings.redis_url
+        self.metrics = Metrics()
+        self.store = TotalsStore(
+            self.redis,
+            settings.zone,
+            settings.week_start_index,
+            settings.stream_maxlen,
+            clock=clock,
+        )
+        self.store_error: str | None = None
+
+    def note_store_error(self, exc: Exception) -> None:
+        self.store_error = f"{type(exc).__name__}: Redis did not answer"
+
+    async def readiness(self) -> dict[str, Any]:
+        state: dict[str, Any] = {
+            "mode": self.settings.effective_mode,
+            "embeddedStore": self.embedded,
+            "workspaces": list(self.settings.workspace_ids),
+        }
+        try:
+            await self.redis.ping()
+        except (RedisError, OSError) as exc:
+            self.note_store_error(exc)
+            state.update(
+                status="unavailable",
+                store=f"unreachable ({type(exc).__name__}); check that Redis runs and "
+                "REDIS_URL points at it",
+            )
+            return state
+        self.store_error = None
+        state.update(status="ready", store="ok")
+        return state
+
+    async def metrics_endpoint(self, request: Request) -> Response:
+        return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def create_app(
+    settings: Settings, *, redis: Redis | None = None, clock: Clock = utc_now
+) -> Starlette:
+    service = Service(settings, redis, clock)
+    api = Api(settings, service.store, service.readiness)
+    webhook = WebhookEndpoint(
+        settings, service.store, service.metrics, on_store_error=service.note_store_error
+    )
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await service.redis.aclose()
+
+    routes: list[BaseRoute] = [
+        Route("/webhooks/clockify", webhook.handle, methods=["POST"]),
+        Route("/api/summary", api.guarded(api.summary)),
+        Route("/api/running", api.guarded(api.running)),
+        Route("/api/team", api.guarded(api.team)),
+        Route("/api/entries", api.guarded(api.entries)),
+        Route("/healthz", api.healthz),
+        Route("/readyz", api.readyz),
+        Route("/metrics", service.metrics_endpoint),
+    ]
+    if STATIC_DIR.is_dir():
+        routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
+    app = Starlette(routes=routes, lifespan=lifespan)
+    app.state.service = service
+    return app

@@ -1,0 +1,362 @@
+"""TimeEntry and friends: lenient parsing of Clockify payloads into normalized state. No I/O.
+
+Webhook bodies carry hydrated `project`/`task`/`tags`/`user` objects; REST rows carry
+`projectId`/`taskId`/`tagIds`; Reports rows carry integer-second durations. All become one
+`TimeEntry`, the only shape the store applies.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+_ISO_DURATION = re.compile(
+    r"^P(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+(?:\.\d+)?)S)?)?$"
+)
+_COLOR = re.compile(r"^#[0-9A-Fa-f]{3,8}$")
+_CURRENCY = re.compile(r"^[A-Za-z]{3}$")
+MAX_ID_LEN = 64
+MAX_TEXT_LEN = 3000
+
+
+class PayloadError(ValueError):
+    """The body cannot be a time entry (or a named thing); the message names the field."""
+
+
+def parse_duration_s(value: Any, where: str = "timeInterval.duration") -> int | None:
+    """ISO-8601 (`PT19471H16M48S`, hours not rolled into days) or integer seconds."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool):
+        raise PayloadError(f"{where} must be an ISO-8601 duration such as 'PT1H30M'")
+    if isinstance(value, int | float):
+        if value < 0:
+            raise PayloadError(f"{where} must not be negative")
+        return int(value)
+    if isinstance(value, str):
+        if value.isdigit():
+            return int(value)
+        match = _ISO_DURATION.match(value)
+        if match and value not in ("P", "PT"):
+            d, h, m, s = (match.group(k) for k in "dhms")
+            return int(int(d or 0) * 86400 + int(h or 0) * 3600 + int(m or 0) * 60 + float(s or 0))
+    raise PayloadError(f"{where} must be an ISO-8601 duration such as 'PT1H30M', got {value!r}")
+
+
+def parse_instant(value: Any, where: str) -> datetime | None:
+    """A UTC timestamp with or without fractions; a naive one is taken as UTC."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or len(value) > 64:
+        raise PayloadError(f"{where} must be a timestamp such as '2024-03-01T09:00:00Z'")
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise PayloadError(
+            f"{where} must be a timestamp such as '2024-03-01T09:00:00Z', got {value!r}"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).replace(microsecond=0)
+
+
+def format_instant(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _str(obj: dict[str, Any], key: str, where: str, required: bool = False) -> str | None:
+    value = obj.get(key)
+    if value is None or value == "":
+        if required:
+            raise PayloadError(f"{where}{key} is required")
+        return None
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}{key} must be a string, got {type(value).__name__}")
+    if len(value) > MAX_ID_LEN:
+        raise PayloadError(f"{where}{key} is longer than {MAX_ID_LEN} characters")
+    return value
+
+
+def _text(obj: dict[str, Any], key: str, where: str) -> str:
+    value = obj.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise PayloadError(f"{where}{key} must be a string, got {type(value).__name__}")
+    return value[:MAX_TEXT_LEN]
+
+
+def _bool(obj: dict[str, Any], key: str, where: str) -> bool:
+    value = obj.get(key, False)
+    if value is None:
+        return False
+    if not isinstance(value, bool):
+        raise PayloadError(f"{where}{key} must be true or false, got {type(value).__name__}")
+    return value
+
+
+def _obj(obj: dict[str, Any], key: str, where: str) -> dict[str, Any] | None:
+    value = obj.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, dict):
+        raise PayloadError(f"{where}{key} must be an object, got {type(value).__name__}")
+    return value
+
+
+@dataclass(frozen=True)
+class Rate:
+    amount_minor: int
+    currency: str
+
+
+def parse_rate(obj: dict[str, Any], key: str, where: str = "") -> Rate | None:
+    raw = _obj(obj, key, where)
+    if raw is None:
+        return None
+    amount = raw.get("amount")
+    if amount is None:
+        return None
+    if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
+        raise PayloadError(f"{where}{key}.amount must be a non-negative number of minor units")
+    currency = raw.get("currency") or ""
+    if not isinstance(currency, str) or (currency and not _CURRENCY.match(currency)):
+        raise PayloadError(f"{where}{key}.currency must be an ISO currency code such as 'EUR'")
+    return Rate(int(amount), currency.upper())
+
+
+@dataclass(frozen=True)
+class Named:
+    """A user, project, client, task or tag as the wall shows it."""
+
+    kind: str  # "user" | "project" | "client" | "tag" | "task"
+    id: str
+    name: str
+    color: str | None = None
+    client_id: str | None = None
+    estimate_s: int | None = None
+    archived: bool = False
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "name": self.name}
+        if self.color:
+            out["color"] = self.color
+        if self.kind == "project":
+            out["clientId"] = self.client_id
+            out["estimateSeconds"] = self.estimate_s
+            out["archived"] = self.archived
+        return out
+
+
+def parse_named(kind: str, raw: Any, where: str) -> Named | None:
+    """A name record from an embedded object or a USER_/PROJECT_/CLIENT_/TAG_ event body."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise PayloadError(f"{where} must be an object, got {type(raw).__name__}")
+    ident = _str(raw, "id", f"{where}.", required=True)
+    assert ident is not None
+    name = _text(raw, "name", f"{where}.")[:200]
+    color = raw.get("color")
+    if not (isinstance(color, str) and _COLOR.match(color)):
+        color = None
+    client_id = None
+    estimate_s = None
+    if kind == "project":
+        client_id = _str(raw, "clientId", f"{where}.")
+        estimate_s = _project_estimate_s(raw)
+    archived = raw.get("archived") is True
+    return Named(kind, ident, name, color, client_id, estimate_s, archived)
+
+
+def _project_estimate_s(raw: dict[str, Any]) -> int | None:
+    # timeEstimate {estimate: "PT10H", active} (2024) or estimate {estimate: "PT10H"} (older).
+    for key in ("timeEstimate", "estimate"):
+        block = raw.get(key)
+        if isinstance(block, dict):
+            if block.get("active") is False:
+                continue
+            try:
+                seconds = parse_duration_s(block.get("estimate"), f"project.{key}.estimate")
+            except PayloadError:
+                return None
+            if seconds:
+                return seconds
+    return None
+
+
+@dataclass(frozen=True)
+class TimeEntry:
+    """One time entry, normalized. `end is None` means a running timer."""
+
+    id: str
+    workspace_id: str
+    user_id: str
+    start: datetime
+    end: datetime | None
+    project_id: str | None = None
+    task_id: str | None = None
+    tag_ids: tuple[str, ...] = ()
+    description: str = ""
+    billable: bool = False
+    hourly_rate: Rate | None = None
+    entry_type: str = "REGULAR"
+    names: tuple[Named, ...] = field(default=(), compare=False)
+
+    @property
+    def running(self) -> bool:
+        return self.end is None
+
+    @property
+    def duration_s(self) -> int:
+        if self.end is None:
+            return 0
+        return max(0, int((self.end - self.start).total_seconds()))
+
+    @property
+    def client_id(self) -> str | None:
+        for named in self.names:
+            if named.kind == "project" and named.id == self.project_id:
+                return named.client_id
+        return None
+
+    def to_state(self) -> dict[str, Any]:
+        """The JSON-able state the store keeps; equal states mean a duplicate delivery."""
+        return {
+            "id": self.id,
+            "workspaceId": self.workspace_id,
+            "userId": self.user_id,
+            "projectId": self.project_id,
+            "taskId": self.task_id,
+            "tagIds": list(self.tag_ids),
+            "description": self.description,
+            "billable": self.billable,
+            "start": format_instant(self.start),
+            "end": format_instant(self.end) if self.end else None,
+            "rate": self.hourly_rate.amount_minor if self.hourly_rate else None,
+            "currency": self.hourly_rate.currency if self.hourly_rate else None,
+            "type": self.entry_type,
+        }
+
+
+def parse_time_entry(body: Any) -> TimeEntry:
+    """Parse a webhook body, a REST row (hydrated or not) or a Reports detailed row."""
+    if not isinstance(body, dict):
+        raise PayloadError(f"the body must be a JSON object, got {type(body).__name__}")
+    ident = _str(body, "id", "", required=False) or _str(body, "_id", "", required=False)
+    if ident is None:
+        raise PayloadError("id is required")
+    workspace_id = _str(body, "workspaceId", "", required=True)
+    user_id = _str(body, "userId", "", required=False)
+    user_obj = _obj(body, "user", "")
+    if user_id is None and user_obj is not None:
+        user_id = _str(user_obj, "id", "user.", required=False)
+    if user_id is None:
+        raise PayloadError("userId is required")
+    interval = _obj(body, "timeInterval", "")
+    if interval is None:
+        raise PayloadError("timeInterval is required")
+    start = parse_instant(interval.get("start"), "timeInterval.start")
+    if start is None:
+        raise PayloadError("timeInterval.start is required")
+    end = parse_instant(interval.get("end"), "timeInterval.end")
+    duration = parse_duration_s(interval.get("duration"))
+    if end is None and duration is not None and body.get("currentlyRunning") is not True:
+        end = start + timedelta(seconds=duration)
+    if end is not None and end < start:
+        raise PayloadError("timeInterval.end is before timeInterval.start")
+    if end is not None and (end - start) > timedelta(days=3660):
+        raise PayloadError("timeInterval spans more than ten years")
+
+    project_obj = _obj(body, "project", "")
+    project_id = _str(body, "projectId", "")
+    if project_id is None and project_obj is not None:
+        project_id = _str(project_obj, "id", "project.")
+    task_obj = _obj(body, "task", "")
+    task_id = _str(body, "taskId", "")
+    if task_id is None and task_obj is not None:
+        task_id = _str(task_obj, "id", "task.")
+
+    tag_ids: list[str] = []
+    names: list[Named] = []
+    raw_tags = body.get("tags")
+    if raw_tags is not None:
+        if not isinstance(raw_tags, list):
+            raise PayloadError("tags must be a list")
+        for i, tag in enumerate(raw_tags[:100]):
+            named = parse_named("tag", tag, f"tags[{i}]")
+            if named:
+                tag_ids.append(named.id)
+                names.append(named)
+    raw_tag_ids = body.get("tagIds")
+    if raw_tag_ids is not None:
+        if not isinstance(raw_tag_ids, list) or not all(
+            isinstance(t, str) and 0 < len(t) <= MAX_ID_LEN for t in raw_tag_ids
+        ):
+            raise PayloadError("tagIds must be a list of id strings")
+        tag_ids.extend(t for t in raw_tag_ids[:100] if t not in tag_ids)
+
+    rate = parse_rate(body, "hourlyRate")
+    entry_type = body.get("type") or "REGULAR"
+    if not isinstance(entry_type, str):
+        raise PayloadError("type must be a string such as 'REGULAR'")
+
+    if user_obj is not None and user_obj.get("id"):
+        user = parse_named("user", user_obj, "user")
+        if user:
+            names.append(user)
+    elif isinstance(body.get("userName"), str):
+        names.append(Named("user", user_id, body["userName"][:200]))
+    if project_obj is not None:
+        project = parse_named("project", project_obj, "project")
+        if project:
+            names.append(project)
+            client_name = project_obj.get("clientName")
+            if project.client_id and isinstance(client_name, str) and client_name:
+                names.append(Named("client", project.client_id, client_name[:200]))
+    elif project_id and isinstance(body.get("projectName"), str):
+        # Reports rows: flat projectName/projectColor/clientId/clientName.
+        client_id = _str(body, "clientId", "")
+        color = body.get("projectColor")
+        names.append(
+            Named(
+                "project",
+                project_id,
+                body["projectName"][:200],
+                color if isinstance(color, str) and _COLOR.match(color) else None,
+                client_id,
+            )
+        )
+        if client_id and isinstance(body.get("clientName"), str):
+            names.append(Named("client", client_id, body["clientName"][:200]))
+    if task_obj is not None and task_obj.get("id"):
+        task = parse_named("task", task_obj, "task")
+        if task:
+            names.append(task)
+
+    return TimeEntry(
+        id=ident,
+        workspace_id=workspace_id or "",
+        user_id=user_id,
+        start=start,
+        end=end,
+        project_id=project_id,
+        task_id=task_id,
+        tag_ids=tuple(sorted(set(tag_ids))),
+        description=_text(body, "description", ""),
+        billable=_bool(body, "billable", ""),
+        hourly_rate=rate,
+        entry_type=entry_type[:20],
+        names=tuple(names),
+    )
+
+
+def parse_entry_id(body: Any) -> tuple[str, str | None]:
+    """For deletes: only the id (and workspace) are needed; the rest may be partial."""
+    if not isinstance(body, dict):
+        raise PayloadError(f"the body must be a JSON object, got {type(body).__name__}")
+    ident = _str(body, "id", "", required=True)
+    assert ident is not None
+    return ident, _str(body, "workspaceId", "")

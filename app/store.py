@@ -1,0 +1,544 @@
+"""TotalsStore: applies time entries atomically (one Lua call each) and reads precomputed totals.
+
+Writes go through `apply_entry` / `delete_entry` / `apply_names`; reads never scan entries,
+they sum the per-day total hashes of the range and add running timers' elapsed time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from importlib import resources
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+from redis.asyncio import Redis
+
+from app import keys
+from app.models import Named, TimeEntry, parse_instant
+
+Clock = Callable[[], datetime]
+KINDS = ("create", "update", "delete", "restore", "sync")
+GROUPS = {
+    "PROJECT": keys.DIM_PROJECT,
+    "USER": keys.DIM_USER,
+    "CLIENT": keys.DIM_CLIENT,
+    "TAG": keys.DIM_TAG,
+    "DATE": keys.DIM_ALL,
+}
+NAME_KINDS = {"PROJECT": "project", "USER": "user", "CLIENT": "client", "TAG": "tag"}
+NO_NAME = {
+    "PROJECT": "(Without project)",
+    "USER": "(Unknown user)",
+    "CLIENT": "(Without client)",
+    "TAG": "(Without tag)",
+}
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _load_script(name: str) -> str:
+    return resources.files("app").joinpath("lua", name).read_text(encoding="utf-8")
+
+
+def amount_minor(seconds: int, rate_minor: int) -> int:
+    """Billable amount in minor units, rounded half up per entry (as a sum never drifts)."""
+    return (seconds * rate_minor + 1800) // 3600
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    outcome: str  # started|stopped|created|updated|deleted|restored|duplicate|stale|...
+    stream_id: str | None
+
+    @property
+    def changed(self) -> bool:
+        return self.stream_id is not None
+
+
+@dataclass
+class Bucket:
+    """Seconds, billable seconds and amounts (minor units per currency) of one group."""
+
+    seconds: int = 0
+    billable_s: int = 0
+    amounts: dict[str, int] = field(default_factory=dict)
+    running_s: int = 0
+
+    def add_field(self, kind: str, currency: str | None, value: int) -> None:
+        if kind == "s":
+            self.seconds += value
+        elif kind == "b":
+            self.billable_s += value
+        elif kind == "a" and currency is not None:
+            self.amounts[currency] = self.amounts.get(currency, 0) + value
+
+
+def contribution(entry: TimeEntry, client_id: str | None) -> list[list[Any]]:
+    """What a stopped entry adds to its day's totals: [[dim, field, delta], ...]."""
+    if entry.running:
+        return []
+    seconds = entry.duration_s
+    if seconds == 0:
+        return []
+    billable_s = seconds if entry.billable else 0
+    amount = 0
+    currency = None
+    if entry.billable and entry.hourly_rate and entry.hourly_rate.currency:
+        amount = amount_minor(seconds, entry.hourly_rate.amount_minor)
+        currency = entry.hourly_rate.currency
+    out: list[list[Any]] = []
+
+    def add(dim: str, ident: str) -> None:
+        out.append([dim, f"{ident}|s", seconds])
+        if billable_s:
+            out.append([dim, f"{ident}|b", billable_s])
+        if amount and currency:
+            out.append([dim, f"{ident}|a|{currency}", amount])
+
+    add(keys.DIM_PROJECT, entry.project_id or keys.NONE_ID)
+    add(keys.DIM_USER, entry.user_id)
+    add(keys.DIM_CLIENT, client_id or keys.NONE_ID)
+    for tag in entry.tag_ids or (keys.NONE_ID,):
+        add(keys.DIM_TAG, tag)
+    add(keys.DIM_ALL, "")
+    out.append([keys.DIM_TEAM, f"{entry.user_id}|{entry.project_id or keys.NONE_ID}", seconds])
+    return out
+
+
+def parse_field(raw: str) -> tuple[str, str, str | None]:
+    """`<id>|s`, `<id>|b`, `<id>|a|EUR` -> (id, kind, currency). Ids never contain `|`."""
+    parts = raw.split("|")
+    if len(parts) >= 3 and parts[-2] == "a":
+        return "|".join(parts[:-2]), "a", parts[-1]
+    return "|".join(parts[:-1]), parts[-1], None
+
+
+class TotalsStore:
+    def __init__(
+        self,
+        redis: Redis,
+        zone: ZoneInfo,
+        week_start_index: int = 0,
+        stream_maxlen: int = 10_000,
+        clock: Clock = utc_now,
+    ) -> None:
+        self.redis = redis
+        self.zone = zone
+        self.week_start_index = week_start_index
+        self.stream_maxlen = stream_maxlen
+        self.clock = clock
+        self._apply = redis.register_script(_load_script("apply_entry.lua"))
+        self._names = redis.register_script(_load_script("apply_names.lua"))
+        self._project_clients: dict[tuple[str, str], str | None] = {}
+
+    # Writes ---------------------------------------------------------------------------
+    def day_of(self, moment: datetime) -> str:
+        return moment.astimezone(self.zone).date().isoformat()
+
+    async def _client_of(self, entry: TimeEntry) -> str | None:
+        if entry.project_id is None:
+            return None
+        for named in entry.names:
+            if named.kind == "project" and named.id == entry.project_id:
+                self._project_clients[(entry.workspace_id, named.id)] = named.client_id
+                return named.client_id
+        cache_key = (entry.workspace_id, entry.project_id)
+        if cache_key not in self._project_clients:
+            raw = await self.redis.hget(keys.names(entry.workspace_id, "project"), entry.project_id)
+            record = orjson.loads(raw) if raw else {}
+            self._project_clients[cache_key] = record.get("clientId")
+        return self._project_clients[cache_key]
+
+    async def apply_entry(self, entry: TimeEntry, kind: str) -> ApplyResult:
+        """Apply one entry state. `kind`: create (timer started, manual entry), update (stop,
+        edit, split), restore, sync (the poller's authoritative view), delete."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown apply kind {kind!r}")
+        ws = entry.workspace_id
+        client_id = await self._client_of(entry)
+        state = entry.to_state()
+        state["clientId"] = client_id
+        state_json = orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
+        fingerprint = hashlib.blake2b(state_json, digest_size=10).hexdigest()
+        status = "D" if kind == "delete" else ("R" if entry.running else "L")
+        contrib = contribution(entry, client_id) if status == "L" else []
+        display = self._display(entry, client_id)
+        return await self._run(
+            ws,
+            entry.id,
+            kind,
+            status,
+            fingerprint,
+            self.day_of(entry.start),
+            state_json,
+            orjson.dumps(contrib),
+            int(entry.start.timestamp()),
+            display,
+            entry.names,
+        )
+
+    async def delete_entry(self, ws: str, entry_id: str) -> ApplyResult:
+        """A delete that carries only the id: the stored state becomes the tombstone."""
+        return await self._run(ws, entry_id, "delete", "D", "", "", b"", b"[]", 0, b"{}", ())
+
+    async def _run(
+        self,
+        ws: str,
+        entry_id: str,
+        kind: str,
+        status: str,
+        fingerprint: str,
+        day: str,
+        state_json: bytes,
+        contrib_json: bytes,
+        start_epoch: int,
+        display: bytes,
+        names: Iterable[Named],
+    ) -> ApplyResult:
+        name_args: list[Any] = []
+        for named in names:
+            name_args += [named.kind, named.id, orjson.dumps(named.to_dict())]
+        outcome, stream_id = await self._apply(
+            keys=[
+                keys.entry_meta(ws),
+                keys.entry_states(ws),
+                keys.entry_contributions(ws),
+                keys.running(ws),
+                keys.changes(ws),
+            ],
+            args=[
+                keys.workspace_prefix(ws),
+                entry_id,
+                kind,
+                status,
+                fingerprint,
+                day,
+                state_json,
+                contrib_json,
+                start_epoch,
+                self.stream_maxlen,
+                display,
+                *name_args,
+            ],
+        )
+        sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+        text = outcome.decode() if isinstance(outcome, bytes) else outcome
+        return ApplyResult(text, sid or None)
+
+    @staticmethod
+    def _display(entry: TimeEntry, client_id: str | None) -> bytes:
+        out: dict[str, Any] = {}
+        for named in entry.names:
+            if named.kind == "user" and named.id == entry.user_id:
+                out["user"] = named.name
+            elif named.kind == "project" and named.id == entry.project_id:
+                out["project"] = named.name
+                out["color"] = named.color
+            elif named.kind == "client" and named.id == client_id:
+                out["client"] = named.name
+        return orjson.dumps(out)
+
+    async def apply_names(self, ws: str, records: Iterable[Named]) -> ApplyResult:
+        args: list[Any] = [keys.workspace_prefix(ws), self.stream_maxlen]
+        for named in records:
+            args += [named.kind, named.id, orjson.dumps(named.to_dict())]
+            if named.kind == "project":
+                self._project_clients[(ws, named.id)] = named.client_id
+        if len(args) == 2:
+            return ApplyResult("unchanged", None)
+        changed, stream_id = await self._names(keys=[keys.changes(ws)], args=args)
+        sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+        return ApplyResult("names" if changed else "unchanged", sid or None)
+
+    # Reads ----------------------------------------------------------------------------
+    def days(self, start: date, end: date) -> list[str]:
+        return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
+
+    def current_week(self) -> tuple[date, date]:
+        today = self.clock().astimezone(self.zone).date()
+        first = today - timedelta(days=(today.weekday() - self.week_start_index) % 7)
+        return first, first + timedelta(days=6)
+
+    def today(self) -> date:
+        return self.clock().astimezone(self.zone).date()
+
+    async def read_names(self, ws: str, kind: str) -> dict[str, dict[str, Any]]:
+        raw = await self.redis.hgetall(keys.names(ws, kind))
+        return {_decode(k): orjson.loads(v) for k, v in raw.items()}
+
+    async def read_running(self, ws: str) -> list[dict[str, Any]]:
+        raw = await self.redis.hvals(keys.running(ws))
+        entries = [orjson.loads(v) for v in raw]
+        entries.sort(key=lambda e: (e["start"], e["id"]))
+        return entries
+
+    async def _read_dim(self, ws: str, days: list[str], dim: str) -> dict[str, Bucket]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(keys.day_totals(ws, day, dim))
+            results = await pipe.execute()
+        buckets: dict[str, Bucket] = {}
+        for day, fields in zip(days, results, strict=True):
+            for raw_field, raw_value in fields.items():
+                ident, kind, currency = parse_field(raw_field.decode())
+                if dim == keys.DIM_ALL:
+                    ident = day
+                bucket = buckets.get(ident)
+                if bucket is None:
+                    bucket = buckets[ident] = Bucket()
+                bucket.add_field(kind, currency, int(raw_value))
+        return buckets
+
+    def _running_in(
+        self, running: list[dict[str, Any]], days: list[str], now: datetime
+    ) -> list[tuple[dict[str, Any], str, int]]:
+        wanted = set(days)
+        out = []
+        for entry in running:
+            start = parse_instant(entry["start"], "start")
+            assert start is not None
+            day = self.day_of(start)
+            if day in wanted:
+                out.append((entry, day, max(0, int((now - start).total_seconds()))))
+        return out
+
+    async def read_summary(self, ws: str, start: date, end: date, group: str) -> dict[str, Any]:
+        dim = GROUPS[group]
+        days = self.days(start, end)
+        now = self.clock()
+        buckets = await self._read_dim(ws, days, dim)
+        running = await self.read_running(ws)
+        includes_running = False
+        for entry, day, elapsed in self._running_in(running, days, now):
+            includes_running = True
+            idents = {
+                "PROJECT": [entry.get("projectId") or keys.NONE_ID],
+                "USER": [entry["userId"]],
+                "CLIENT": [entry.get("clientId") or keys.NONE_ID],
+                "TAG": entry.get("tagIds") or [keys.NONE_ID],
+                "DATE": [day],
+            }[group]
+            for ident in idents:
+                bucket = buckets.setdefault(ident, Bucket())
+                _add_running(bucket, entry, elapsed)
+        names = await self.read_names(ws, NAME_KINDS[group]) if group in NAME_KINDS else {}
+        groups = []
+        for ident, bucket in buckets.items():
+            if bucket.seconds == 0 and bucket.running_s == 0 and not bucket.amounts:
+                continue
+            record = names.get(ident, {})
+            if group == "DATE":
+                name = ident
+            elif ident == keys.NONE_ID:
+                name = NO_NAME[group]
+            else:
+                name = record.get("name") or ident
+            out = {"id": None if ident == keys.NONE_ID else ident, "name": name}
+            if record.get("color"):
+                out["color"] = record["color"]
+            if group == "PROJECT" and record.get("estimateSeconds"):
+                out["estimateSeconds"] = record["estimateSeconds"]
+            out.update(_money_fields(bucket))
+            groups.append(out)
+        if group == "DATE":
+            groups.sort(key=lambda g: str(g["id"]))
+        else:
+            groups.sort(key=lambda g: (-int(str(g["totalSeconds"])), str(g["name"]).lower()))
+        total = Bucket()
+        if group == "TAG":  # an entry with two tags counts once in the total
+            for bucket in (await self._read_dim(ws, days, keys.DIM_ALL)).values():
+                _merge(total, bucket)
+            for entry, _day, elapsed in self._running_in(running, days, now):
+                _add_running(total, entry, elapsed)
+        else:
+            for bucket in buckets.values():
+                _merge(total, bucket)
+        result: dict[str, Any] = {"groups": groups}
+        result.update(_money_fields(total))
+        result["includesRunning"] = includes_running
+        result["dateRange"] = {"start": start.isoformat(), "end": end.isoformat()}
+        return result
+
+    async def read_team(self, ws: str, start: date, end: date) -> dict[str, Any]:
+        days = self.days(start, end)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.hgetall(keys.day_totals(ws, day, keys.DIM_TEAM))
+            results = await pipe.execute()
+        cells: dict[tuple[str, str], int] = {}
+        for fields in results:
+            for raw_field, raw_value in fields.items():
+                user_id, _, project_id = raw_field.decode().partition("|")
+                cells[(user_id, project_id)] = cells.get((user_id, project_id), 0) + int(raw_value)
+        running = await self.read_running(ws)
+        includes_running = False
+        for entry, _day, elapsed in self._running_in(running, days, self.clock()):
+            includes_running = True
+            cell = (entry["userId"], entry.get("projectId") or keys.NONE_ID)
+            cells[cell] = cells.get(cell, 0) + elapsed
+        users = await self.read_names(ws, "user")
+        projects = await self.read_names(ws, "project")
+        row_totals: dict[str, int] = {}
+        col_totals: dict[str, int] = {}
+        for (user_id, project_id), seconds in cells.items():
+            row_totals[user_id] = row_totals.get(user_id, 0) + seconds
+            col_totals[project_id] = col_totals.get(project_id, 0) + seconds
+        user_rows = sorted(row_totals, key=lambda u: (users.get(u, {}).get("name") or u).lower())
+        project_cols = sorted(col_totals, key=lambda p: (-col_totals[p], p))
+        return {
+            "users": [
+                {
+                    "id": u,
+                    "name": users.get(u, {}).get("name") or u,
+                    "totalSeconds": row_totals[u],
+                    "totalHours": _hours(row_totals[u]),
+                }
+                for u in user_rows
+            ],
+            "projects": [
+                {
+                    "id": None if p == keys.NONE_ID else p,
+                    "name": NO_NAME["PROJECT"]
+                    if p == keys.NONE_ID
+                    else projects.get(p, {}).get("name") or p,
+                    "color": projects.get(p, {}).get("color"),
+                    "totalSeconds": col_totals[p],
+                    "totalHours": _hours(col_totals[p]),
+                }
+                for p in project_cols
+            ],
+            "cells": [[cells.get((u, p), 0) for p in project_cols] for u in user_rows],
+            "totalSeconds": sum(row_totals.values()),
+            "totalHours": _hours(sum(row_totals.values())),
+            "includesRunning": includes_running,
+            "dateRange": {"start": start.isoformat(), "end": end.isoformat()},
+        }
+
+    async def read_entries(
+        self, ws: str, start: date, end: date, limit: int = 5000
+    ) -> dict[str, Any]:
+        days = self.days(start, end)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.zrange(keys.day_index(ws, day), 0, -1)
+            results = await pipe.execute()
+        ids = [i for day_ids in results for i in day_ids]
+        truncated = len(ids) > limit
+        ids = ids[:limit]
+        states = await self.redis.hmget(keys.entry_states(ws), ids) if ids else []
+        users = await self.read_names(ws, "user")
+        projects = await self.read_names(ws, "project")
+        clients = await self.read_names(ws, "client")
+        tags = await self.read_names(ws, "tag")
+        now = self.clock()
+        entries = []
+        for raw in states:
+            if raw is None:
+                continue
+            state = orjson.loads(raw)
+            start_at = parse_instant(state["start"], "start")
+            assert start_at is not None
+            running = state.get("end") is None
+            end_at = parse_instant(state.get("end"), "end") or now
+            seconds = max(0, int((end_at - start_at).total_seconds()))
+            project = projects.get(state.get("projectId") or "", {})
+            amount = 0
+            if state.get("billable") and state.get("rate") and state.get("currency"):
+                amount = amount_minor(seconds, int(state["rate"]))
+            entries.append(
+                {
+                    "id": state["id"],
+                    "day": self.day_of(start_at),
+                    "start": state["start"],
+                    "end": state.get("end"),
+                    "running": running,
+                    "durationSeconds": seconds,
+                    "description": state.get("description", ""),
+                    "billable": bool(state.get("billable")),
+                    "billableAmount": amount / 100,
+                    "currency": state.get("currency") if amount else None,
+                    "user": {
+                        "id": state["userId"],
+                        "name": users.get(state["userId"], {}).get("name") or state["userId"],
+                    },
+                    "project": {
+                        "id": state.get("projectId"),
+                        "name": project.get("name") or NO_NAME["PROJECT"],
+                        "color": project.get("color"),
+                    }
+                    if state.get("projectId")
+                    else None,
+                    "client": {
+                        "id": state.get("clientId"),
+                        "name": clients.get(state.get("clientId") or "", {}).get("name"),
+                    }
+                    if state.get("clientId")
+                    else None,
+                    "tags": [
+                        {"id": t, "name": tags.get(t, {}).get("name") or t}
+                        for t in state.get("tagIds", [])
+                    ],
+                }
+            )
+        entries.sort(key=lambda e: (e["start"], e["id"]))
+        return {
+            "entries": entries,
+            "truncated": truncated,
+            "totalSeconds": sum(e["durationSeconds"] for e in entries),
+            "includesRunning": any(e["running"] for e in entries),
+            "dateRange": {"start": start.isoformat(), "end": end.isoformat()},
+        }
+
+    async def read_last_change_id(self, ws: str) -> str:
+        info = await self.redis.xrevrange(keys.changes(ws), count=1)
+        return _decode(info[0][0]) if info else "0-0"
+
+
+def _decode(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _hours(seconds: int) -> float:
+    return round(seconds / 3600, 2)
+
+
+def _add_running(bucket: Bucket, entry: dict[str, Any], elapsed: int) -> None:
+    bucket.seconds += elapsed
+    bucket.running_s += elapsed
+    if entry.get("billable"):
+        bucket.billable_s += elapsed
+        if entry.get("rate") and entry.get("currency"):
+            currency = entry["currency"]
+            bucket.amounts[currency] = bucket.amounts.get(currency, 0) + amount_minor(
+                elapsed, int(entry["rate"])
+            )
+
+
+def _merge(total: Bucket, bucket: Bucket) -> None:
+    total.seconds += bucket.seconds
+    total.billable_s += bucket.billable_s
+    total.running_s += bucket.running_s
+    for currency, value in bucket.amounts.items():
+        total.amounts[currency] = total.amounts.get(currency, 0) + value
+
+
+def _money_fields(bucket: Bucket) -> dict[str, Any]:
+    amounts = sorted(
+        ((c, v) for c, v in bucket.amounts.items() if v), key=lambda cv: (-cv[1], cv[0])
+    )
+    primary = amounts[0] if amounts else (None, 0)
+    return {
+        "totalSeconds": bucket.seconds,
+        "totalHours": _hours(bucket.seconds),
+        "billableSeconds": bucket.billable_s,
+        "billableAmount": primary[1] / 100,
+        "currency": primary[0],
+        "amounts": [{"currency": c, "amount": v / 100} for c, v in amounts],
+        "runningSeconds": bucket.running_s,
+    }

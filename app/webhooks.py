@@ -1,0 +1,243 @@
+"""POST /webhooks/clockify: verify the token, bound the body, parse leniently, apply, answer.
+
+Order matters: the token is checked before the body is read; nothing is acknowledged (2xx)
+that the store did not take; a store outage answers 503 so the delivery can be resent.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+
+from app.config import Settings
+from app.errors import error_response, json_response
+from app.metrics import Metrics
+from app.models import Named, PayloadError, parse_entry_id, parse_named, parse_time_entry
+from app.signatures import TokenVerifier
+from app.store import ApplyResult, TotalsStore
+
+log = logging.getLogger(__name__)
+
+ENTRY_KINDS = {
+    "NEW_TIMER_STARTED": "create",
+    "NEW_TIME_ENTRY": "create",
+    "TIMER_STOPPED": "update",
+    "TIME_ENTRY_UPDATED": "update",
+    "TIME_ENTRY_SPLIT": "update",
+    "TIME_ENTRY_RESTORED": "restore",
+}
+DELETE_EVENTS = {"TIME_ENTRY_DELETED", "TIME_ENTRY_BATCH_DELETED"}
+NAME_EVENTS = {
+    "USER_JOINED_WORKSPACE": "user",
+    "USER_UPDATED": "user",
+    "USER_EMAIL_CHANGED": "user",
+    "USER_ACTIVATED_ON_WORKSPACE": "user",
+    "USER_DEACTIVATED_ON_WORKSPACE": "user",
+    "USER_DELETED_FROM_WORKSPACE": "user",
+    "NEW_PROJECT": "project",
+    "PROJECT_UPDATED": "project",
+    "PROJECT_DELETED": "project",
+    "NEW_CLIENT": "client",
+    "CLIENT_UPDATED": "client",
+    "CLIENT_DELETED": "client",
+    "NEW_TAG": "tag",
+    "TAG_UPDATED": "tag",
+    "TAG_DELETED": "tag",
+}
+_EVENT_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789")
+
+
+class WebhookEndpoint:
+    def __init__(
+        self,
+        settings: Settings,
+        store: TotalsStore,
+        metrics: Metrics,
+        on_store_error: Callable[[Exception], None] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.metrics = metrics
+        self.verifier = TokenVerifier(settings.webhook_tokens)
+        self.on_store_error = on_store_error
+
+    def _count(self, event: str, outcome: str) -> None:
+        self.metrics.webhooks.labels(event=event, outcome=outcome).inc()
+
+    async def handle(self, request: Request) -> Response:
+        event = (request.headers.get("clockify-webhook-event-type") or "").strip().upper()
+        if not event or len(event) > 64 or not set(event) <= _EVENT_CHARS:
+            event_label = "invalid"
+        else:
+            event_label = event
+        token = self.verifier.match(request.headers.get("clockify-signature"))
+        if token is None:
+            self._count(event_label, "rejected:token")
+            if not self.verifier:
+                hint = "no webhook tokens are configured; set CLOCKIFY_WEBHOOK_TOKENS"
+            else:
+                hint = (
+                    "send the webhook's signing secret in the clockify-signature header; "
+                    "add it to CLOCKIFY_WEBHOOK_TOKENS (run `clockwall setup` to list them)"
+                )
+            return error_response(401, "missing or unknown webhook token", hint)
+
+        limit = self.settings.webhook_max_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > limit):
+            self._count(event_label, "rejected:size")
+            return _too_large(limit)
+        body = bytearray()
+        try:
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    self._count(event_label, "rejected:size")
+                    return _too_large(limit)
+        except ClientDisconnect:
+            self._count(event_label, "rejected:disconnect")
+            return error_response(400, "the client went away mid-body", "resend the delivery")
+
+        if event_label == "invalid":
+            self._count(event_label, "rejected:event")
+            return error_response(
+                400,
+                "missing or malformed clockify-webhook-event-type header",
+                "Clockify sends the event name (e.g. TIMER_STOPPED) in that header",
+            )
+        try:
+            payload = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            self._count(event, "rejected:json")
+            return error_response(
+                400, f"the body is not valid JSON ({exc.msg})", "send the entity as JSON"
+            )
+
+        try:
+            if event in ENTRY_KINDS or event in DELETE_EVENTS:
+                return await self._entries(event, payload, token.workspace_id)
+            if event in NAME_EVENTS:
+                return await self._names(event, payload, token.workspace_id)
+        except PayloadError as exc:
+            self._count(event, "rejected:payload")
+            return error_response(
+                400,
+                f"malformed {event} body: {exc}",
+                "send the entity exactly as Clockify does (see clockify-facts.md section 3)",
+            )
+        except WorkspaceError as exc:
+            self._count(event, "rejected:workspace")
+            return error_response(403, str(exc), exc.hint)
+        except RedisError as exc:
+            self._count(event, "unavailable")
+            log.warning("store unavailable while applying %s: %s", event, type(exc).__name__)
+            if self.on_store_error:
+                self.on_store_error(exc)
+            return error_response(
+                503,
+                "the store (Redis) is unavailable, nothing was recorded",
+                "resend this delivery once Redis is back; /readyz shows the store's state",
+                headers={"Retry-After": "5"},
+            )
+        self._count(event, "ignored")
+        return json_response({"outcome": "ignored", "event": event})
+
+    def _workspace(self, claimed: str | None, bound: str | None) -> str:
+        configured = self.settings.workspace_ids
+        ws = claimed or bound or (configured[0] if len(configured) == 1 else None)
+        if ws is None:
+            raise PayloadError("workspaceId is required")
+        if configured and ws not in configured:
+            raise WorkspaceError(
+                f"workspace {ws} is not configured here",
+                "add it to CLOCKIFY_WORKSPACE_ID, or point that workspace's webhooks elsewhere",
+            )
+        if bound is not None and bound != ws:
+            raise WorkspaceError(
+                f"this token belongs to another workspace, not {ws}",
+                "use the token of the webhook created in this workspace",
+            )
+        return ws
+
+    async def _entries(self, event: str, payload: Any, bound: str | None) -> Response:
+        items = payload if isinstance(payload, list) else [payload]
+        if not items or len(items) > 1000:
+            raise PayloadError("the body must be a time entry (or a list of 1 to 1000)")
+        results: list[ApplyResult] = []
+        for item in items:
+            started = time.perf_counter()
+            if event in DELETE_EVENTS:
+                try:
+                    entry = parse_time_entry(item)
+                except PayloadError:
+                    entry_id, claimed = parse_entry_id(item)
+                    ws = self._workspace(claimed, bound)
+                    results.append(await self.store.delete_entry(ws, entry_id))
+                else:
+                    self._workspace(entry.workspace_id, bound)
+                    results.append(await self.store.apply_entry(entry, "delete"))
+            else:
+                entry = parse_time_entry(item)
+                self._workspace(entry.workspace_id, bound)
+                results.append(await self.store.apply_entry(entry, ENTRY_KINDS[event]))
+            self.metrics.apply_seconds.observe(time.perf_counter() - started)
+        for result in results:
+            self._count(event, "accepted" if result.changed else result.outcome)
+        if len(results) == 1:
+            return json_response({"outcome": results[0].outcome, "changeId": results[0].stream_id})
+        return json_response({"outcomes": [r.outcome for r in results]})
+
+    async def _names(self, event: str, payload: Any, bound: str | None) -> Response:
+        kind = NAME_EVENTS[event]
+        named = parse_named(kind, payload, "body")
+        assert named is not None
+        records: list[Named] = [named]
+        claimed = (
+            payload.get("workspaceId") if isinstance(payload.get("workspaceId"), str) else None
+        )
+        if kind == "project":
+            client_name = payload.get("clientName")
+            if named.client_id and isinstance(client_name, str) and client_name:
+                records.append(Named("client", named.client_id, client_name[:200]))
+        if event.endswith("_DELETED") or event == "USER_DEACTIVATED_ON_WORKSPACE":
+            records[0] = Named(
+                named.kind,
+                named.id,
+                named.name,
+                named.color,
+                named.client_id,
+                named.estimate_s,
+                archived=True,
+            )
+        if claimed is None and bound is None and kind == "user":
+            targets = list(self.settings.workspace_ids) or [self.settings.default_workspace]
+        else:
+            targets = [self._workspace(claimed, bound)]
+        outcome = "unchanged"
+        for ws in targets:
+            result = await self.store.apply_names(ws, records)
+            if result.changed:
+                outcome = "names"
+        self._count(event, "accepted" if outcome == "names" else "duplicate")
+        return json_response({"outcome": outcome})
+
+
+class WorkspaceError(Exception):
+    def __init__(self, message: str, hint: str) -> None:
+        super().__init__(message)
+        self.hint = hint
+
+
+def _too_large(limit: int) -> Response:
+    return error_response(
+        413,
+        f"the body is larger than {limit} bytes",
+        "raise CLOCKWALL_WEBHOOK_MAX_BYTES if Clockify really sends bodies this large",
+    )

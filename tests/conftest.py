@@ -1,0 +1,81 @@
+"""Shared fixtures: a real Redis (a dedicated database, flushed per test), settings, apps.
+
+The Redis server is CLOCKWALL_TEST_REDIS (default redis://127.0.0.1:6379); tests use database
+14 (core) and 15 (Clockify client and simulator) so they never touch database 0.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import HealthCheck, settings
+from redis.asyncio import Redis
+
+from app.config import Secret, Settings, WebhookToken
+
+REDIS_BASE = os.environ.get("CLOCKWALL_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
+WS = "5f0e1a2b3c4d5e6f7a8b9c0d"
+OTHER_WS = "6a0e1a2b3c4d5e6f7a8b9c0e"
+TOKEN = "Xq7RkLm2Pz9TnV4sWc8YbH3dJf6GaE1u"
+OTHER_TOKEN = "Bq7RkLm2Pz9TnV4sWc8YbH3dJf6GaE1v"
+
+settings.register_profile(
+    "ci",
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.register_profile(
+    "dev",
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def redis_url(db: int) -> str:
+    return f"{REDIS_BASE}/{db}"
+
+
+class FixedClock:
+    """An injectable clock the tests move by hand."""
+
+    def __init__(self, now: datetime | None = None) -> None:
+        self.now = now or datetime(2026, 3, 25, 12, 0, 0, tzinfo=UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock()
+
+
+@pytest.fixture
+async def redis() -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url(14))
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+def make_settings(**overrides: object) -> Settings:
+    values: dict[str, object] = {
+        "redis_url": redis_url(14),
+        "workspace_ids": (WS, OTHER_WS),
+        "webhook_tokens": (
+            WebhookToken(Secret(TOKEN)),
+            WebhookToken(Secret(OTHER_TOKEN), OTHER_WS),
+        ),
+        "timezone": "Europe/Berlin",
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
