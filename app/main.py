@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -21,7 +22,9 @@ from starlette.staticfiles import StaticFiles
 from app.api import Api
 from app.config import Settings
 from app.metrics import Metrics
+from app.sse import EventsEndpoint
 from app.store import Clock, TotalsStore, utc_now
+from app.stream import ChangeHub, encode_sse
 from app.webhooks import WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -62,6 +65,25 @@ class Service:
             clock=clock,
         )
         self.store_error: str | None = None
+        self.hub = ChangeHub(
+            self.redis,
+            settings.workspace_ids or (settings.default_workspace,),
+            on_drop=self.metrics.sse_dropped.inc,
+            on_lag=self.metrics.stream_lag.set,
+        )
+        self.hub.status_listeners.append(self._store_changed)
+        self.last_change_at: str | None = None
+
+    def status(self) -> dict[str, Any]:
+        """What the wall's freshness indicator shows; sent as an SSE `status` event."""
+        return {
+            "mode": self.settings.effective_mode,
+            "store": "ok" if self.hub.store_ok else "unreachable",
+            "embeddedStore": self.embedded,
+        }
+
+    def _store_changed(self, ok: bool) -> None:
+        self.hub.broadcast(None, encode_sse("status", orjson.dumps(self.status())))
 
     def note_store_error(self, exc: Exception) -> None:
         self.store_error = f"{type(exc).__name__}: Redis did not answer"
@@ -98,12 +120,15 @@ def create_app(
     webhook = WebhookEndpoint(
         settings, service.store, service.metrics, on_store_error=service.note_store_error
     )
+    events = EventsEndpoint(settings, api, service.hub, service.metrics, service.status)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        service.hub.start()
         try:
             yield
         finally:
+            await service.hub.stop()
             await service.redis.aclose()
 
     routes: list[BaseRoute] = [
@@ -112,6 +137,7 @@ def create_app(
         Route("/api/running", api.guarded(api.running)),
         Route("/api/team", api.guarded(api.team)),
         Route("/api/entries", api.guarded(api.entries)),
+        Route("/events", events.handle),
         Route("/healthz", api.healthz),
         Route("/readyz", api.readyz),
         Route("/metrics", service.metrics_endpoint),

@@ -1,0 +1,129 @@
+"""GET /events: `snapshot` first (or the missed changes after Last-Event-ID), then `change`
+events as the hub reads them, `status` events when the store or data freshness changes, and
+heartbeat comments. Every data event carries its Redis Stream id.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import orjson
+from redis.exceptions import RedisError
+from sse_starlette import EventSourceResponse
+from starlette.requests import Request
+from starlette.responses import Response
+
+from app.api import Api, QueryError, parse_range
+from app.config import Settings
+from app.errors import error_response
+from app.metrics import Metrics
+from app.snapshot import SnapshotCache
+from app.stream import Change, ChangeHub, Subscriber, encode_sse, parse_stream_id
+
+log = logging.getLogger(__name__)
+RETRY_MS = 2000
+ChangeFilter = Callable[[Change], bytes | None]
+
+
+class EventsEndpoint:
+    def __init__(
+        self,
+        settings: Settings,
+        api: Api,
+        hub: ChangeHub,
+        metrics: Metrics,
+        status: Callable[[], dict[str, Any]],
+    ) -> None:
+        self.settings = settings
+        self.api = api
+        self.store = api.store
+        self.hub = hub
+        self.metrics = metrics
+        self.status = status
+        self.snapshots = SnapshotCache(hub)
+
+    def status_event(self) -> bytes:
+        return encode_sse("status", orjson.dumps(self.status()))
+
+    async def handle(self, request: Request) -> Response:
+        try:
+            ws = self.api.workspace(request)
+            start, end = parse_range(dict(request.query_params), self.store)
+        except QueryError as exc:
+            return error_response(400, str(exc), "fix the query parameter and retry")
+        raw_last = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
+        last = parse_stream_id(raw_last) if raw_last else None
+        change_filter: ChangeFilter | None = getattr(request.state, "change_filter", None)
+        sub = self.hub.subscribe(ws)
+        self.metrics.sse_clients.inc()
+        stream = self._stream(sub, ws, start, end, last, change_filter)
+        return EventSourceResponse(
+            stream,
+            ping=self.settings.heartbeat_s,
+            headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"},
+        )
+
+    async def _stream(
+        self,
+        sub: Subscriber,
+        ws: str,
+        start: Any,
+        end: Any,
+        last: tuple[int, int] | None,
+        change_filter: ChangeFilter | None,
+    ) -> AsyncIterator[bytes]:
+        try:
+            yield f"retry: {RETRY_MS}\n\n".encode()
+            try:
+                missed = await self.hub.read_since(ws, last) if last is not None else None
+                if missed is None:
+                    snapshot = await self.snapshots.get(
+                        self.store, ws, start, end, self._snapshot_extra()
+                    )
+                    data = snapshot.data
+                    if change_filter is not None:
+                        data = self._scoped_snapshot(data, change_filter)
+                    yield encode_sse("snapshot", data, snapshot.stream_id)
+                    sent = parse_stream_id(snapshot.stream_id) or (0, 0)
+                else:
+                    sent = last or (0, 0)
+                    for change in missed:
+                        chunk = change_filter(change) if change_filter else change.sse()
+                        if chunk:
+                            yield chunk
+                        sent = change.id
+            except (RedisError, OSError) as exc:
+                log.warning("SSE: store unavailable for a new stream (%s)", type(exc).__name__)
+                yield encode_sse("status", orjson.dumps({**self.status(), "store": "unreachable"}))
+                return
+            yield self.status_event()
+            while True:
+                item = await sub.queue.get()
+                if item == b"":
+                    return  # dropped as too slow, or shutting down: the browser resumes
+                if isinstance(item, bytes):
+                    yield item
+                    continue
+                if item.id <= sent:
+                    continue
+                sent = item.id
+                chunk = change_filter(item) if change_filter else item.sse()
+                if chunk:
+                    yield chunk
+        finally:
+            self.hub.unsubscribe(sub)
+            self.metrics.sse_clients.dec()
+
+    def _snapshot_extra(self) -> dict[str, Any]:
+        return {
+            "timezone": self.settings.timezone or "UTC",
+            "weekStart": self.settings.week_start or "MONDAY",
+            "longTimerHours": self.settings.long_timer_hours,
+        }
+
+    @staticmethod
+    def _scoped_snapshot(data: bytes, change_filter: ChangeFilter) -> bytes:
+        scoper = getattr(change_filter, "scope_snapshot", None)
+        return scoper(data) if scoper else data

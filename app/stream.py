@@ -1,0 +1,233 @@
+"""ChangeHub: one reader of the Redis change streams per process, fanning out to local clients.
+
+The reader XREADs (BLOCK) every configured workspace's stream and hands each event, encoded
+once as SSE bytes, to every subscriber's bounded queue. A subscriber whose queue is full is
+dropped (its stream ends, the browser reconnects with Last-Event-ID and resumes from Redis), so
+one slow screen never slows the others or grows memory. No Redis connection per client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from app import keys
+
+log = logging.getLogger(__name__)
+
+StreamId = tuple[int, int]
+
+
+def parse_stream_id(raw: str) -> StreamId | None:
+    """`1711111111111-3` -> (1711111111111, 3); None for anything else."""
+    ms, sep, seq = raw.strip().partition("-")
+    if not (ms.isdigit() and (not sep or seq.isdigit())) or len(raw) > 40:
+        return None
+    return int(ms), int(seq or 0)
+
+
+def format_stream_id(sid: StreamId) -> str:
+    return f"{sid[0]}-{sid[1]}"
+
+
+def encode_sse(event: str, data: bytes, event_id: str | None = None) -> bytes:
+    """One SSE message. `data` is compact JSON (no newlines), so one `data:` line suffices."""
+    head = f"id: {event_id}\n" if event_id else ""
+    return f"{head}event: {event}\ndata: ".encode() + data + b"\n\n"
+
+
+@dataclass(eq=False)
+class Change:
+    """One change event as read from the stream: its id, decoded payload and SSE bytes."""
+
+    workspace: str
+    id: StreamId
+    data: dict[str, Any]
+    raw: bytes
+
+    @property
+    def id_text(self) -> str:
+        return format_stream_id(self.id)
+
+    def sse(self) -> bytes:
+        return encode_sse("change", self.raw, self.id_text)
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One connected client: a bounded queue, and whether the hub dropped it."""
+
+    workspace: str
+    queue: asyncio.Queue[Change | bytes] = field(default_factory=lambda: asyncio.Queue(256))
+    dropped: bool = False
+
+
+class ChangeHub:
+    def __init__(
+        self,
+        redis: Redis,
+        workspaces: tuple[str, ...],
+        queue_size: int = 256,
+        block_ms: int = 5000,
+        on_drop: Callable[[], None] | None = None,
+        on_lag: Callable[[float], None] | None = None,
+    ) -> None:
+        self.redis = redis
+        self.workspaces = workspaces
+        self.queue_size = queue_size
+        self.block_ms = block_ms
+        self.on_drop = on_drop
+        self.on_lag = on_lag
+        self.subscribers: set[Subscriber] = set()
+        # Bumped on every dispatch, so a cached snapshot knows whether it is still exact.
+        self.versions: dict[str, int] = {}
+        self.last_ids: dict[str, str] = {}
+        self.store_ok = True
+        self.status_listeners: list[Callable[[bool], None]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    # Subscribers ------------------------------------------------------------------------
+    def subscribe(self, workspace: str) -> Subscriber:
+        sub = Subscriber(workspace, asyncio.Queue(self.queue_size))
+        self.subscribers.add(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscriber) -> None:
+        self.subscribers.discard(sub)
+
+    def _offer(self, sub: Subscriber, item: Change | bytes) -> None:
+        if sub.dropped:
+            return
+        try:
+            sub.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self._close(sub)
+            if self.on_drop:
+                self.on_drop()
+
+    def _close(self, sub: Subscriber) -> None:
+        """End a subscriber's stream: empty its queue and leave the end marker `b""`."""
+        sub.dropped = True
+        self.subscribers.discard(sub)
+        while not sub.queue.empty():
+            sub.queue.get_nowait()
+        sub.queue.put_nowait(b"")
+
+    def broadcast(self, workspace: str | None, payload: bytes) -> None:
+        """Send a pre-encoded message (e.g. a `status` event) to every local client."""
+        for sub in list(self.subscribers):
+            if workspace is None or sub.workspace == workspace:
+                self._offer(sub, payload)
+
+    def dispatch(self, change: Change) -> None:
+        self.versions[change.workspace] = self.versions.get(change.workspace, 0) + 1
+        for sub in list(self.subscribers):
+            if sub.workspace == change.workspace:
+                self._offer(sub, change)
+
+    # History ----------------------------------------------------------------------------
+    async def read_since(self, workspace: str, after: StreamId) -> list[Change] | None:
+        """Every change after `after`, in order; None when `after` has been trimmed away."""
+        stream = keys.changes(workspace)
+        first = await self.redis.xrange(stream, count=1)
+        if not first:
+            return None if after != (0, 0) else []
+        oldest = parse_stream_id(_text(first[0][0]))
+        # Ids only grow, so an id older than the oldest kept one may have lost its successors.
+        if oldest is None or after < oldest:
+            return None
+        out: list[Change] = []
+        cursor = "(" + format_stream_id(after)
+        while True:
+            batch: Any = await self.redis.xrange(stream, min=cursor, count=500)
+            for raw_id, fields in batch:
+                change = _decode_change(workspace, raw_id, fields)
+                if change is not None:
+                    out.append(change)
+            if len(batch) < 500:
+                return out
+            cursor = "(" + _text(batch[-1][0])
+
+    # The reader -------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self.run(), name="clockwall-change-reader")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for sub in list(self.subscribers):
+            self._close(sub)
+
+    def _set_store_ok(self, ok: bool) -> None:
+        if ok != self.store_ok:
+            self.store_ok = ok
+            for listener in self.status_listeners:
+                listener(ok)
+
+    async def run(self) -> None:
+        """Read forever; on a Redis error log once, report the store down, back off, retry."""
+        backoff_s = 0.2
+        while True:
+            try:
+                if not self.last_ids:
+                    for ws in self.workspaces:
+                        newest = await self.redis.xrevrange(keys.changes(ws), count=1)
+                        self.last_ids[keys.changes(ws)] = _text(newest[0][0]) if newest else "0-0"
+                streams: Any = self.last_ids
+                reply: Any = await self.redis.xread(streams, block=self.block_ms, count=500)
+                self._set_store_ok(True)
+                backoff_s = 0.2
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                if self.store_ok:
+                    log.warning("change stream reader: Redis unavailable (%s)", type(exc).__name__)
+                self._set_store_ok(False)
+                await asyncio.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 5.0)
+                continue
+            for raw_stream, entries in reply or []:
+                stream = _text(raw_stream)
+                workspace = stream.split("{", 1)[1].split("}", 1)[0]
+                for raw_id, fields in entries:
+                    self.last_ids[stream] = _text(raw_id)
+                    change = _decode_change(workspace, raw_id, fields)
+                    if change is None:
+                        continue
+                    if self.on_lag:
+                        self.on_lag(max(0.0, time.time() - change.id[0] / 1000))
+                    self.dispatch(change)
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+def _decode_change(workspace: str, raw_id: Any, fields: Any) -> Change | None:
+    sid = parse_stream_id(_text(raw_id))
+    raw = fields.get(b"d") if isinstance(fields, dict) else None
+    if raw is None and isinstance(fields, dict):
+        raw = fields.get("d")
+    if sid is None or raw is None:
+        return None
+    raw_bytes = raw if isinstance(raw, bytes) else str(raw).encode()
+    try:
+        data = orjson.loads(raw_bytes)
+    except orjson.JSONDecodeError:
+        log.warning("change stream: skipping an undecodable event %s", _text(raw_id))
+        return None
+    # Re-encode through orjson so the SSE data line is compact and newline-free.
+    return Change(workspace, sid, data, orjson.dumps(data))
