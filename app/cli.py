@@ -46,6 +46,34 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def share(args: argparse.Namespace) -> int:
+    import time
+
+    from app.share import ShareLinkError, ShareScope, parse_expiry_s, sign_scope
+
+    settings = Settings.from_env()
+    workspace = args.workspace or settings.default_workspace
+    if workspace not in (settings.workspace_ids or (settings.default_workspace,)):
+        print(f"clockwall share: workspace {workspace} is not configured", file=sys.stderr)
+        return 2
+    kind, ident = ("project", args.project) if args.project else ("client", args.client)
+    try:
+        scope = ShareScope(
+            workspace,
+            kind,
+            ident,
+            int(time.time()) + parse_expiry_s(args.expires),
+            args.hide_amounts,
+        )
+        token = sign_scope(settings.secret_key, scope)
+    except ShareLinkError as exc:
+        print(f"clockwall share: {exc}", file=sys.stderr)
+        return 2
+    base = (args.base_url or f"http://localhost:{args.port}").rstrip("/")
+    print(f"{base}/share?share={token}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clockwall", description="A live wall and reports for a Clockify workspace."
@@ -55,6 +83,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=serve)
+
+    p = sub.add_parser("share", help="print a signed live link to one project's or client's report")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--project", metavar="ID")
+    target.add_argument("--client", metavar="ID")
+    p.add_argument("--expires", default="30d", help="e.g. 30d, 12h, 90m (default 30d)")
+    p.add_argument("--hide-amounts", action="store_true", help="show hours only, no money")
+    p.add_argument("--workspace", help="workspace id (default: the first configured)")
+    p.add_argument(
+        "--base-url", help="public URL of this clockwall (default http://localhost:PORT)"
+    )
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=share)
     return parser
 
 

@@ -14,14 +14,17 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from app.access import AccessMiddleware
 from app.api import Api
 from app.config import Settings
 from app.metrics import Metrics
+from app.share import ShareReport
 from app.sse import EventsEndpoint
 from app.store import Clock, TotalsStore, utc_now
 from app.stream import ChangeHub, encode_sse
@@ -29,6 +32,23 @@ from app.webhooks import WebhookEndpoint
 
 log = logging.getLogger(__name__)
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+PAGES = {
+    "/": "wall.html",
+    "/summary": "summary.html",
+    "/team": "team.html",
+    "/weekly": "weekly.html",
+    "/share": "share.html",
+}
+
+
+def _page(name: str) -> Any:
+    async def page(request: Request) -> Response:
+        path = STATIC_DIR / name
+        if not path.is_file():
+            return Response(f"{name} is missing from {STATIC_DIR}", status_code=404)
+        return FileResponse(path, headers={"Cache-Control": "no-cache"})
+
+    return page
 
 
 def open_redis(settings: Settings) -> Redis:
@@ -137,13 +157,20 @@ def create_app(
         Route("/api/running", api.guarded(api.running)),
         Route("/api/team", api.guarded(api.team)),
         Route("/api/entries", api.guarded(api.entries)),
+        Route("/api/share/report", ShareReport(settings, service.store).handle),
         Route("/events", events.handle),
         Route("/healthz", api.healthz),
         Route("/readyz", api.readyz),
         Route("/metrics", service.metrics_endpoint),
     ]
+    for path, page in PAGES.items():
+        routes.append(Route(path, _page(page)))
     if STATIC_DIR.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
-    app = Starlette(routes=routes, lifespan=lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        middleware=[Middleware(AccessMiddleware, settings=settings)],
+    )
     app.state.service = service
     return app

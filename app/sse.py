@@ -48,8 +48,9 @@ class EventsEndpoint:
         return encode_sse("status", orjson.dumps(self.status()))
 
     async def handle(self, request: Request) -> Response:
+        share = getattr(request.state, "share", None)
         try:
-            ws = self.api.workspace(request)
+            ws = share.workspace if share is not None else self.api.workspace(request)
             start, end = parse_range(dict(request.query_params), self.store)
         except QueryError as exc:
             return error_response(400, str(exc), "fix the query parameter and retry")
