@@ -30,6 +30,8 @@ def configure_logging(json_logs: bool) -> None:
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    # One line per request to Clockify is noise; problems are logged by the poller itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def serve(args: argparse.Namespace) -> int:
@@ -74,6 +76,13 @@ def share(args: argparse.Namespace) -> int:
     return 0
 
 
+def demo(args: argparse.Namespace) -> int:
+    from app.demo import run_demo
+
+    configure_logging(False)
+    return run_demo(args.port, args.users, lambda line: print(f"\n  {line}\n", flush=True))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clockwall", description="A live wall and reports for a Clockify workspace."
@@ -83,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=serve)
+
+    p = sub.add_parser("demo", help="a simulated team on the embedded store; no Redis, no account")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--users", type=int, default=12, help="team size (default 12)")
+    p.set_defaults(func=demo)
 
     p = sub.add_parser("share", help="print a signed live link to one project's or client's report")
     target = p.add_mutually_exclusive_group(required=True)

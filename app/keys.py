@@ -64,3 +64,19 @@ def changes(ws: str) -> str:
 def counters(ws: str) -> str:
     """Hash of event counters (accepted, duplicates, ignored event types)."""
     return f"{workspace_prefix(ws)}counters"
+
+
+def budget(ws: str) -> str:
+    """Sorted set of Clockify API request ids scored by send time (epoch seconds), one rolling
+    hour deep; shared by every process that calls Clockify for the workspace."""
+    return f"{workspace_prefix(ws)}budget"
+
+
+def poller_lease(ws: str) -> str:
+    """String holding the id of the one process that polls this workspace (with a TTL)."""
+    return f"{workspace_prefix(ws)}poller:lease"
+
+
+def poller_state(ws: str) -> str:
+    """Hash of the poller's cursor, backfill marker and last published state."""
+    return f"{workspace_prefix(ws)}poller:state"

@@ -3,12 +3,17 @@ them."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
+import time
 from collections.abc import AsyncIterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import httpx
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import Redis
@@ -20,10 +25,14 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from app import keys
 from app.access import AccessMiddleware
 from app.api import Api
+from app.budget import RequestBudget
+from app.clockify import ClockifyClient
 from app.config import Settings
 from app.metrics import Metrics
+from app.poller import Poller, PollerState, poll_status_event
 from app.share import ShareReport
 from app.sse import EventsEndpoint
 from app.store import Clock, TotalsStore, utc_now
@@ -94,13 +103,74 @@ class Service:
         self.hub.status_listeners.append(self._store_changed)
         self.last_change_at: str | None = None
 
+        self.pollers: list[Poller] = []
+        self.http: httpx.AsyncClient | None = None
+        self._last_poll_publish = 0.0
+        self._background: set[asyncio.Task[None]] = set()
+
     def status(self) -> dict[str, Any]:
         """What the wall's freshness indicator shows; sent as an SSE `status` event."""
-        return {
+        out: dict[str, Any] = {
             "mode": self.settings.effective_mode,
             "store": "ok" if self.hub.store_ok else "unreachable",
             "embeddedStore": self.embedded,
         }
+        leaders = [p.state for p in self.pollers if p.state.role == "leader"]
+        if leaders:
+            out["poll"] = asdict(leaders[0])
+        return out
+
+    def build_pollers(self) -> None:
+        """One poller per workspace when an API key is set and the mode polls."""
+        settings = self.settings
+        if not settings.api_key or settings.effective_mode not in ("poll", "hybrid"):
+            return
+        self.http = httpx.AsyncClient()
+        for ws in settings.workspace_ids:
+            budget = RequestBudget(self.redis, ws, settings.api_budget_per_hour or 30)
+            client = ClockifyClient(
+                settings.api_key,
+                budget=budget,
+                api_url=settings.api_url,
+                reports_url=settings.reports_url,
+                http=self.http,
+            )
+            self.pollers.append(
+                Poller(
+                    ws,
+                    client,
+                    self.store,
+                    self.redis,
+                    self.metrics,
+                    mode=settings.effective_mode,
+                    budget=budget,
+                    configured_budget=settings.api_budget_per_hour,
+                    adopt_owner_settings=settings.timezone is None,
+                    on_state=functools.partial(self._poll_state_changed, ws),
+                )
+            )
+
+    def _poll_state_changed(self, ws: str, state: PollerState) -> None:
+        # The leader publishes through the change stream (at most every 20 s, or at once on an
+        # error), so SSE clients of every process see how fresh the polled data is.
+        if state.role != "leader":
+            return
+        now = time.monotonic()
+        if state.last_error is None and now - self._last_poll_publish < 20:
+            return
+        self._last_poll_publish = now
+        task = asyncio.create_task(self._publish_poll_state(ws, state))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _publish_poll_state(self, ws: str, state: PollerState) -> None:
+        with contextlib.suppress(RedisError, OSError):
+            await self.redis.xadd(
+                keys.changes(ws),
+                {"d": poll_status_event(state)},
+                maxlen=self.settings.stream_maxlen,
+                approximate=True,
+            )
 
     def _store_changed(self, ok: bool) -> None:
         self.hub.broadcast(None, encode_sse("status", orjson.dumps(self.status())))
@@ -126,6 +196,8 @@ class Service:
             return state
         self.store_error = None
         state.update(status="ready", store="ok")
+        if self.pollers:
+            state["pollers"] = [asdict(p.state) for p in self.pollers]
         return state
 
     async def metrics_endpoint(self, request: Request) -> Response:
@@ -145,9 +217,22 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         service.hub.start()
+        service.build_pollers()
+        tasks = [
+            asyncio.create_task(p.run(), name=f"clockwall-poller-{p.ws}") for p in service.pollers
+        ]
         try:
             yield
         finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            for poller in service.pollers:
+                await poller.stop()
+            if service.http is not None:
+                await service.http.aclose()
             await service.hub.stop()
             await service.redis.aclose()
 

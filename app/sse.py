@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.api import Api, QueryError, parse_range
-from app.config import Settings
+from app.config import WEEKDAYS, Settings
 from app.errors import error_response
 from app.metrics import Metrics
 from app.snapshot import SnapshotCache
@@ -110,6 +110,10 @@ class EventsEndpoint:
                 if item.id <= sent:
                     continue
                 sent = item.id
+                if item.data.get("type") == "poll":
+                    status = {**self.status(), "poll": item.data}
+                    yield encode_sse("status", orjson.dumps(status), item.id_text)
+                    continue
                 chunk = change_filter(item) if change_filter else item.sse()
                 if chunk:
                     yield chunk
@@ -119,8 +123,8 @@ class EventsEndpoint:
 
     def _snapshot_extra(self) -> dict[str, Any]:
         return {
-            "timezone": self.settings.timezone or "UTC",
-            "weekStart": self.settings.week_start or "MONDAY",
+            "timezone": self.store.zone.key,
+            "weekStart": WEEKDAYS[self.store.week_start_index],
             "longTimerHours": self.settings.long_timer_hours,
         }
 

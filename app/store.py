@@ -6,6 +6,7 @@ they sum the per-day total hashes of the range and add running timers' elapsed t
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -136,6 +137,16 @@ class TotalsStore:
         self._apply = redis.register_script(_load_script("apply_entry.lua"))
         self._names = redis.register_script(_load_script("apply_names.lua"))
         self._project_clients: dict[tuple[str, str], str | None] = {}
+
+    def adopt_owner_settings(self, time_zone: object, week_start: object) -> None:
+        """Use the API-key owner's time zone and week start (when not configured)."""
+        from app.config import WEEKDAYS
+
+        if isinstance(time_zone, str):
+            with contextlib.suppress(ValueError, KeyError):
+                self.zone = ZoneInfo(time_zone)
+        if isinstance(week_start, str) and week_start.upper() in WEEKDAYS:
+            self.week_start_index = WEEKDAYS.index(week_start.upper())
 
     # Writes ---------------------------------------------------------------------------
     def day_of(self, moment: datetime) -> str:

@@ -1,0 +1,458 @@
+"""The poller: fills what webhooks miss, within a hard request budget, one per deployment.
+
+One process per workspace holds a lease in Redis (renewed while alive; another process takes
+over within `lease_ttl_s` when the holder dies). The holder spends its budget where freshness
+matters most: running timers first (one workspace-wide call), then created/updated/deleted
+entries through the entity-change endpoints (falling back to per-user entries where those are
+unavailable), a start-up backfill of the current week, and a periodic reconcile that compares
+clockwall's totals for recent days with Clockify's and repairs each difference. Every entry goes
+through `TotalsStore.apply_entry`, the same path as webhooks, so both can run together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import orjson
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from app import keys
+from app.budget import RequestBudget, budget_for_plan
+from app.clockify import (
+    BudgetExhaustedError,
+    ClockifyClient,
+    ClockifyError,
+    ForbiddenError,
+    NotFoundError,
+    RateLimitedError,
+)
+from app.metrics import Metrics
+from app.models import Named, PayloadError, parse_named, parse_time_entry
+from app.store import Clock, TotalsStore, utc_now
+
+log = logging.getLogger(__name__)
+Sleep = Callable[[float], Awaitable[None]]
+
+_RENEW_LUA = """
+-- KEYS[1] lease key; ARGV[1] holder id; ARGV[2] ttl ms. Returns 1 when renewed or taken.
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+  return 1
+end
+if not holder then
+  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+  return 1
+end
+return 0
+"""
+_RELEASE_LUA = """
+-- KEYS[1] lease key; ARGV[1] holder id. Deletes the lease only if we hold it.
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class Lease:
+    """A Redis lease: at most one holder; it lapses `ttl_s` after the holder stops renewing."""
+
+    def __init__(self, redis: Redis, key: str, ttl_s: float = 10.0) -> None:
+        self.redis = redis
+        self.key = key
+        self.ttl_ms = int(ttl_s * 1000)
+        self.holder = uuid.uuid4().hex
+        self._renew = redis.register_script(_RENEW_LUA)
+        self._release = redis.register_script(_RELEASE_LUA)
+
+    async def hold(self) -> bool:
+        return int(await self._renew(keys=[self.key], args=[self.holder, self.ttl_ms])) == 1
+
+    async def release(self) -> None:
+        await self._release(keys=[self.key], args=[self.holder])
+
+
+@dataclass
+class PollerState:
+    """What /readyz, /metrics and the wall's freshness indicator show."""
+
+    mode: str
+    role: str = "starting"  # starting | leader | standby | stopped
+    plan: str | None = None
+    budget_per_hour: int | None = None
+    requests_left: int | None = None
+    last_success_at: str | None = None
+    next_poll_at: str | None = None
+    last_error: str | None = None
+    backfilled: bool = False
+    repairs: int = 0
+    source: str = "entities"  # entities | per-user
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """Intervals derived from the budget: running timers get about two thirds of it."""
+
+    running_s: float
+    changes_s: float
+    reconcile_s: float
+    names_s: float
+
+    @classmethod
+    def for_budget(cls, per_hour: int, changes_calls: int = 2) -> Schedule:
+        # Reserve a fifth (at least 8: plan, owner, four name lists, backfill, reconcile) and
+        # split the rest 2:1 between the in-progress call and the entity-change pair. On Free
+        # (30/h) that is timers every ~4 min and changes every 15 min.
+        spare = max(8, per_hour // 5)
+        usable = max(3, per_hour - spare)
+        running_per_h = max(1, usable * 2 // 3)
+        changes_per_h = max(1, (usable - running_per_h) // changes_calls)
+        return cls(
+            running_s=max(5.0, 3600 / running_per_h),
+            changes_s=max(15.0, 3600 / changes_per_h),
+            reconcile_s=max(900.0, 3600 * 6 if per_hour <= 60 else 900.0),
+            names_s=max(600.0, 3600 * 24 if per_hour <= 60 else 3600.0),
+        )
+
+
+class Poller:
+    def __init__(
+        self,
+        ws: str,
+        client: ClockifyClient,
+        store: TotalsStore,
+        redis: Redis,
+        metrics: Metrics,
+        *,
+        mode: str,
+        budget: RequestBudget,
+        configured_budget: int | None = None,
+        adopt_owner_settings: bool = False,
+        clock: Clock = utc_now,
+        sleep: Sleep = asyncio.sleep,
+        lease_ttl_s: float = 10.0,
+        overlap_s: float = 120.0,
+        on_state: Callable[[PollerState], None] | None = None,
+    ) -> None:
+        self.ws = ws
+        self.client = client
+        self.store = store
+        self.redis = redis
+        self.metrics = metrics
+        self.budget = budget
+        self.configured_budget = configured_budget
+        self.clock = clock
+        self.sleep = sleep
+        self.lease = Lease(redis, keys.poller_lease(ws), lease_ttl_s)
+        self.overlap = timedelta(seconds=overlap_s)
+        self.on_state = on_state
+        self.state = PollerState(mode=mode)
+        self.adopt_owner_settings = adopt_owner_settings
+        self.schedule = Schedule.for_budget(budget.limit_per_hour)
+        self.due: dict[str, datetime] = {}
+        self.entities_available = True
+        self.discovered = False
+
+    # Lifecycle --------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Forever: hold the lease, do what is due, sleep until the next thing is due."""
+        backoff_s = 1.0
+        while True:
+            try:
+                if not await self.lease.hold():
+                    self._set(role="standby")
+                    await self.sleep(self.lease.ttl_ms / 3000)
+                    continue
+                if self.state.role != "leader":
+                    log.info("poller for workspace %s: this process polls now", self.ws)
+                    self._set(role="leader")
+                wait_s = await self.run_once()
+                backoff_s = 1.0
+                await self.sleep(min(wait_s, self.lease.ttl_ms / 3000))
+            except asyncio.CancelledError:
+                raise
+            except (RedisError, OSError) as exc:
+                self._set(last_error=f"store unavailable ({type(exc).__name__})")
+                log.warning("poller: Redis unavailable (%s); retrying", type(exc).__name__)
+                await self.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 30.0)
+            except Exception:
+                # A bug must not kill polling for good: log it with its trace and go on.
+                log.exception("poller: unexpected error; retrying")
+                self._set(last_error="internal error (see the log)")
+                await self.sleep(backoff_s)
+                backoff_s = min(backoff_s * 2, 30.0)
+
+    async def stop(self) -> None:
+        self._set(role="stopped")
+        with contextlib.suppress(RedisError, OSError):
+            await self.lease.release()
+
+    # One step ---------------------------------------------------------------------------
+    async def run_once(self) -> float:
+        """Do every task that is due now; return seconds until the next one is due."""
+        now = self.clock()
+        try:
+            if not self.discovered:
+                await self._discover()
+            for task, interval_s, action in (
+                ("names", self.schedule.names_s, self.refresh_names),
+                ("running", self.schedule.running_s, self.poll_running),
+                ("changes", self.schedule.changes_s, self.poll_changes),
+                ("reconcile", self.schedule.reconcile_s, self.reconcile),
+            ):
+                if task == "reconcile" and not self.state.backfilled:
+                    await self.backfill()
+                    self.due["reconcile"] = now + timedelta(seconds=interval_s)
+                    continue
+                if self.due.get(task, now) <= now:
+                    await action()
+                    self.due[task] = now + timedelta(seconds=interval_s)
+            self._set(last_success_at=self.clock().isoformat(), last_error=None)
+            self.metrics.last_poll.set(time.time())
+        except BudgetExhaustedError:
+            free_at = datetime.fromtimestamp(await self.budget.next_free_at(), UTC)
+            for task, due in self.due.items():
+                self.due[task] = max(due, free_at)
+            self.due.setdefault("running", free_at)
+            self._set(last_error="hourly API budget used up; waiting for the next free slot")
+        except RateLimitedError as exc:
+            self.metrics.rate_limited.inc()
+            wait = exc.retry_after_s or 60.0
+            for task in ("running", "changes"):
+                self.due[task] = self.clock() + timedelta(seconds=wait)
+            self._set(last_error=f"Clockify rate-limited us (429); pausing {wait:.0f} s")
+        except ClockifyError as exc:
+            self._set(last_error=str(exc))
+            log.warning("poller: %s", exc)
+            for task in ("running", "changes"):
+                self.due[task] = self.clock() + timedelta(seconds=30)
+        await self._publish_budget()
+        next_due = min(self.due.values(), default=self.clock() + timedelta(seconds=5))
+        self._set(next_poll_at=next_due.isoformat())
+        return max(0.5, (next_due - self.clock()).total_seconds())
+
+    async def _discover(self) -> None:
+        workspace = await self.client.get_workspace(self.ws)
+        self._count("workspace")
+        plan = workspace.get("featureSubscriptionType")
+        plan_text = plan if isinstance(plan, str) else None
+        per_hour = budget_for_plan(plan_text, self.configured_budget)
+        self.budget.limit_per_hour = per_hour
+        self.schedule = Schedule.for_budget(per_hour)
+        if self.adopt_owner_settings:
+            # DESIGN: without CLOCKWALL_TIMEZONE / _WEEK_START, report in the key owner's.
+            settings = (await self.client.get_user()).get("settings") or {}
+            self._count("user")
+            self.store.adopt_owner_settings(settings.get("timeZone"), settings.get("weekStart"))
+        self.discovered = True
+        self._set(plan=plan_text, budget_per_hour=per_hour)
+        log.info(
+            "poller: workspace plan %s, budget %d requests/hour, timers every %.0f s",
+            plan_text or "unknown",
+            per_hour,
+            self.schedule.running_s,
+        )
+
+    async def _publish_budget(self) -> None:
+        left = await self.budget.remaining()
+        self.metrics.budget_left.set(left)
+        self._set(requests_left=left)
+
+    def _set(self, **changes: Any) -> None:
+        before = asdict(self.state)
+        for name, value in changes.items():
+            setattr(self.state, name, value)
+        if self.on_state and asdict(self.state) != before:
+            self.on_state(self.state)
+
+    def _count(self, endpoint: str, status: str = "ok") -> None:
+        self.metrics.poller_requests.labels(endpoint=endpoint, status=status).inc()
+
+    # Tasks ------------------------------------------------------------------------------
+    async def _apply_row(self, row: dict[str, Any], kind: str = "sync") -> str:
+        row.setdefault("workspaceId", self.ws)
+        try:
+            entry = parse_time_entry(row)
+        except PayloadError as exc:
+            log.warning("poller: skipping a malformed entry from Clockify: %s", exc)
+            return "skipped"
+        if entry.workspace_id != self.ws:
+            return "skipped"
+        return (await self.store.apply_entry(entry, kind)).outcome
+
+    async def poll_running(self) -> None:
+        rows = await self.client.list_in_progress(self.ws)
+        self._count("in-progress")
+        seen = set()
+        for row in rows:
+            seen.add(row.get("id"))
+            await self._apply_row(row)
+        # Timers we show as running that Clockify no longer runs were stopped or deleted;
+        # the entity-change poll tells which, so make it due now.
+        stale = [e["id"] for e in await self.store.read_running(self.ws) if e["id"] not in seen]
+        if stale:
+            self.due["changes"] = self.clock()
+            if not self.entities_available:
+                await self._refresh_users(
+                    {e["userId"] for e in await self.store.read_running(self.ws)}
+                )
+
+    async def poll_changes(self) -> None:
+        if not self.entities_available:
+            await self._refresh_users(None)
+            return
+        cursor = await self._cursor()
+        now = self.clock()
+        try:
+            updated = await self.client.entities_updated(self.ws, cursor - self.overlap, now)
+            self._count("entities-updated")
+            deleted = await self.client.entities_deleted(self.ws, cursor - self.overlap, now)
+            self._count("entities-deleted")
+        except (NotFoundError, ForbiddenError) as exc:
+            log.warning(
+                "poller: the entity-change endpoints are unavailable (%s); falling back to "
+                "per-user time entries",
+                type(exc).__name__,
+            )
+            self.entities_available = False
+            self._set(source="per-user")
+            return
+        for row in updated:
+            await self._apply_row(row)
+        for item in deleted:
+            doc = item.get("document") if isinstance(item.get("document"), dict) else None
+            entry_id = item.get("id") or (doc or {}).get("id")
+            if not isinstance(entry_id, str):
+                continue
+            if doc is not None:
+                await self._apply_row(dict(doc, id=entry_id), "delete")
+            else:
+                await self.store.delete_entry(self.ws, entry_id)
+        await self.redis.hset(keys.poller_state(self.ws), "cursor", now.isoformat())
+
+    async def _cursor(self) -> datetime:
+        raw = await self.redis.hget(keys.poller_state(self.ws), "cursor")
+        if raw:
+            return datetime.fromisoformat(raw.decode() if isinstance(raw, bytes) else raw)
+        start, _ = self.store.current_week()
+        return datetime.combine(start, datetime.min.time(), self.store.zone).astimezone(UTC)
+
+    async def _refresh_users(self, user_ids: set[str] | None) -> None:
+        """Fallback without entity changes: re-read recent entries per user (costs one
+        request per user, so it runs at the changes interval, never per timer tick)."""
+        users = user_ids
+        if users is None:
+            users = set((await self.store.read_names(self.ws, "user")).keys())
+        since = self.clock() - timedelta(days=2)
+        for user_id in sorted(users):
+            rows = await self.client.list_user_entries(self.ws, user_id, since, self.clock())
+            self._count("user-entries")
+            for row in rows:
+                await self._apply_row(row)
+
+    async def refresh_names(self) -> None:
+        records: list[Named] = []
+        for kind, fetch in (
+            ("user", self.client.list_users),
+            ("project", self.client.list_projects),
+            ("client", self.client.list_clients),
+            ("tag", self.client.list_tags),
+        ):
+            rows = await fetch(self.ws)
+            self._count(f"{kind}s")
+            for row in rows:
+                try:
+                    named = parse_named(kind, row, kind)
+                except PayloadError:
+                    continue
+                if named is not None:
+                    records.append(named)
+                    if kind == "project" and named.client_id and row.get("clientName"):
+                        records.append(Named("client", named.client_id, str(row["clientName"])))
+        await self.store.apply_names(self.ws, records)
+
+    async def backfill(self) -> None:
+        """The current week from the detailed report (per-user entries as the fallback)."""
+        marker = await self.redis.hget(keys.poller_state(self.ws), "backfilled")
+        week_start, _ = self.store.current_week()
+        if marker and (marker.decode() if isinstance(marker, bytes) else marker) == str(week_start):
+            self._set(backfilled=True)
+            return
+        start = datetime.combine(week_start, datetime.min.time(), self.store.zone)
+        await self._sync_range(start.astimezone(UTC), self.clock(), delete_missing=False)
+        await self.redis.hset(keys.poller_state(self.ws), "backfilled", str(week_start))
+        self._set(backfilled=True)
+        log.info("poller: backfilled the week from %s", week_start)
+
+    async def reconcile(self) -> None:
+        """Compare the last two days with Clockify and repair every difference."""
+        today = self.store.today()
+        first = today - timedelta(days=1)
+        start = datetime.combine(first, datetime.min.time(), self.store.zone).astimezone(UTC)
+        ours = await self.store.read_summary(self.ws, first, today, "DATE")
+        repairs = await self._sync_range(start, self.clock(), delete_missing=True)
+        theirs = await self.store.read_summary(self.ws, first, today, "DATE")
+        if repairs:
+            log.warning(
+                "reconcile: repaired %d entries; total for %s..%s was %d s, is now %d s",
+                repairs,
+                first,
+                today,
+                ours["totalSeconds"] - ours["runningSeconds"],
+                theirs["totalSeconds"] - theirs["runningSeconds"],
+            )
+            self.metrics.reconcile_repairs.inc(repairs)
+            self._set(repairs=self.state.repairs + repairs)
+
+    async def _sync_range(self, start: datetime, end: datetime, *, delete_missing: bool) -> int:
+        try:
+            rows = await self.client.detailed_report(self.ws, start, end)
+            self._count("reports-detailed")
+        except (NotFoundError, ForbiddenError):
+            rows = []
+            for user_id in sorted((await self.store.read_names(self.ws, "user")).keys()):
+                rows += await self.client.list_user_entries(self.ws, user_id, start, end)
+                self._count("user-entries")
+        running_ids = {e["id"] for e in await self.store.read_running(self.ws)}
+        repairs = 0
+        seen: set[str] = set()
+        for row in rows:
+            entry_id = row.get("id") or row.get("_id")
+            if not isinstance(entry_id, str) or entry_id in running_ids:
+                continue  # reports show running timers as zero-length entries
+            row = dict(row, id=entry_id)
+            seen.add(entry_id)
+            outcome = await self._apply_row(row)
+            if outcome not in ("duplicate", "stale", "skipped"):
+                repairs += 1
+                log.info("reconcile: entry %s %s from Clockify", entry_id, outcome)
+        if delete_missing:
+            local = await self.store.read_entries(
+                self.ws,
+                start.astimezone(self.store.zone).date(),
+                end.astimezone(self.store.zone).date(),
+            )
+            for entry in local["entries"]:
+                if entry["running"] or entry["id"] in seen:
+                    continue
+                started = datetime.fromisoformat(entry["start"])
+                if started < start or started > end:
+                    continue
+                result = await self.store.delete_entry(self.ws, entry["id"])
+                if result.changed:
+                    repairs += 1
+                    log.info("reconcile: entry %s is gone from Clockify; removed", entry["id"])
+        return repairs
+
+
+def poll_status_event(state: PollerState) -> bytes:
+    return orjson.dumps({"type": "poll", **asdict(state)})
