@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import logging
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from app.config import ConfigError, Settings
 
@@ -83,6 +85,66 @@ def demo(args: argparse.Namespace) -> int:
     return run_demo(args.port, args.users, lambda line: print(f"\n  {line}\n", flush=True))
 
 
+async def _with_clients(settings: Settings, work: Any) -> Any:
+    import httpx
+    from redis.asyncio import Redis
+
+    redis = (
+        Redis.from_url(settings.redis_url, socket_connect_timeout=2) if settings.redis_url else None
+    )
+    async with httpx.AsyncClient() as http:
+        try:
+            return await work(http, redis)
+        finally:
+            if redis is not None:
+                await redis.aclose()
+
+
+def setup(args: argparse.Namespace) -> int:
+    from app.admin import SetupError, open_client, run_setup
+    from app.clockify import ClockifyError
+
+    settings = Settings.from_env()
+    if not settings.api_key or not settings.workspace_ids:
+        print(
+            "clockwall setup: set CLOCKIFY_API_KEY and CLOCKIFY_WORKSPACE_ID first "
+            "(the key of a workspace admin: Profile settings > API)",
+            file=sys.stderr,
+        )
+        return 2
+
+    async def work(http: Any, redis: Any) -> Any:
+        return await run_setup(
+            open_client(settings, http, redis), settings.workspace_ids[0], args.url
+        )
+
+    try:
+        result = asyncio.run(_with_clients(settings, work))
+    except (SetupError, ClockifyError) as exc:
+        print(f"clockwall setup: {exc}", file=sys.stderr)
+        return 1
+    print(f"plan: {result.plan or 'unknown'}")
+    print(f"created: {', '.join(result.created) or 'nothing (all were there)'}")
+    print(f"reused: {', '.join(result.reused) or 'none'}")
+    print("put this line in clockwall's environment (it is secret):")
+    print(result.token_line())
+    return 0
+
+
+def check(args: argparse.Namespace) -> int:
+    from app.admin import run_check
+
+    settings = Settings.from_env()
+    lines = asyncio.run(
+        _with_clients(settings, lambda http, redis: run_check(settings, http, redis))
+    )
+    for line in lines:
+        print(f"{'ok  ' if line.ok else 'FAIL'}  {line.what}: {line.detail}")
+    failed = [line for line in lines if not line.ok]
+    print("all is well" if not failed else f"{len(failed)} problem(s) found")
+    return 0 if not failed else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="clockwall", description="A live wall and reports for a Clockify workspace."
@@ -92,6 +154,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=serve)
+
+    p = sub.add_parser("setup", help="create the Clockify webhooks and print the token line")
+    p.add_argument("--url", required=True, help="public URL of this clockwall")
+    p.set_defaults(func=setup)
+
+    p = sub.add_parser("check", help="check configuration, Redis, Clockify, plan and budget")
+    p.set_defaults(func=check)
 
     p = sub.add_parser("demo", help="a simulated team on the embedded store; no Redis, no account")
     p.add_argument("--port", type=int, default=8000)

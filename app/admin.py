@@ -1,0 +1,199 @@
+"""`clockwall setup` (create the webhooks the plan allows, reusing what exists) and
+`clockwall check` (configuration, Redis, Clockify, plan, budget and webhooks, with a verdict).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from app.budget import FREE_PLAN_PER_HOUR, RequestBudget, budget_for_plan
+from app.clockify import ClockifyClient, ClockifyError, UnlimitedBudget
+from app.config import Settings
+
+FREE_WEBHOOK_LIMIT = 3
+PAID_WEBHOOK_LIMIT = 100
+# On Free the best three: timers starting and stopping drive the wall; edits fix totals.
+# Manual entries and deletes then arrive by polling (see the poller).
+FREE_EVENTS = ("NEW_TIMER_STARTED", "TIMER_STOPPED", "TIME_ENTRY_UPDATED")
+PAID_EVENTS = (
+    "NEW_TIMER_STARTED",
+    "TIMER_STOPPED",
+    "NEW_TIME_ENTRY",
+    "TIME_ENTRY_UPDATED",
+    "TIME_ENTRY_DELETED",
+    "TIME_ENTRY_RESTORED",
+    "TIME_ENTRY_SPLIT",
+    "NEW_PROJECT",
+    "PROJECT_UPDATED",
+    "NEW_CLIENT",
+    "CLIENT_UPDATED",
+    "NEW_TAG",
+    "TAG_UPDATED",
+    "USER_JOINED_WORKSPACE",
+    "USER_UPDATED",
+)
+WEBHOOK_PATH = "/webhooks/clockify"
+
+
+class SetupError(Exception):
+    """Setup cannot go on; the message says why and what to do."""
+
+
+@dataclass
+class SetupResult:
+    plan: str | None
+    created: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    tokens: list[str] = field(default_factory=list)
+
+    def token_line(self) -> str:
+        return "CLOCKIFY_WEBHOOK_TOKENS=" + ",".join(self.tokens)
+
+
+def is_free(plan: str | None) -> bool:
+    return not plan or plan.upper() == "FREE"
+
+
+def webhook_url(public_url: str) -> str:
+    base = public_url.rstrip("/")
+    return base if base.endswith(WEBHOOK_PATH) else base + WEBHOOK_PATH
+
+
+def open_client(settings: Settings, http: httpx.AsyncClient, redis: Redis | None) -> ClockifyClient:
+    budget: Any = UnlimitedBudget()
+    if redis is not None and settings.workspace_ids:
+        # Draw from the same hourly budget as the poller, so setup never pushes it over.
+        budget = RequestBudget(
+            redis,
+            settings.workspace_ids[0],
+            settings.api_budget_per_hour or FREE_PLAN_PER_HOUR,
+        )
+    return ClockifyClient(
+        settings.api_key,
+        budget=budget,
+        api_url=settings.api_url,
+        reports_url=settings.reports_url,
+        http=http,
+        max_retries=2,
+    )
+
+
+async def run_setup(client: ClockifyClient, ws: str, public_url: str) -> SetupResult:
+    url = webhook_url(public_url)
+    if not url.startswith(("https://", "http://")):
+        raise SetupError(f"--url {public_url!r} is not a URL; give e.g. https://wall.example.com")
+    workspace = await client.get_workspace(ws)
+    plan = workspace.get("featureSubscriptionType")
+    plan = plan if isinstance(plan, str) else None
+    wanted = FREE_EVENTS if is_free(plan) else PAID_EVENTS
+    limit = FREE_WEBHOOK_LIMIT if is_free(plan) else PAID_WEBHOOK_LIMIT
+    listing = await client.list_webhooks(ws)
+    hooks = [h for h in listing.get("webhooks", []) if isinstance(h, dict)]
+    ours = {h.get("webhookEvent"): h for h in hooks if h.get("url") == url}
+    missing = [event for event in wanted if event not in ours]
+    in_use = int(listing.get("workspaceWebhookCount") or len(hooks))
+    if in_use + len(missing) > limit:
+        others = [
+            f"{h.get('webhookEvent')} -> {h.get('url')}" for h in hooks if h.get("url") != url
+        ]
+        raise SetupError(
+            f"the {plan or 'FREE'} plan allows {limit} webhooks and {in_use} exist; creating "
+            f"{len(missing)} more ({', '.join(missing)}) would exceed it. Delete some in Clockify "
+            "(Preferences > Advanced > Manage webhooks) and run setup again. Existing: "
+            + ("; ".join(others) or "none")
+        )
+    result = SetupResult(plan)
+    for event in wanted:
+        hook = ours.get(event)
+        if hook is not None:
+            result.reused.append(event)
+        else:
+            hook = await client.create_webhook(ws, f"clockwall {event.lower()}"[:30], url, event)
+            result.created.append(event)
+        token = hook.get("authToken")
+        if isinstance(token, str) and token:
+            result.tokens.append(token)
+    return result
+
+
+@dataclass
+class CheckLine:
+    ok: bool
+    what: str
+    detail: str
+
+
+async def run_check(
+    settings: Settings, http: httpx.AsyncClient, redis: Redis | None
+) -> list[CheckLine]:
+    lines: list[CheckLine] = []
+    add: Callable[[bool, str, str], None] = lambda ok, what, detail: lines.append(  # noqa: E731
+        CheckLine(ok, what, detail)
+    )
+    add(
+        True,
+        "configuration",
+        f"mode {settings.effective_mode}, workspaces {', '.join(settings.workspace_ids) or 'none'}"
+        f", {len(settings.webhook_tokens)} webhook token(s), time zone "
+        f"{settings.timezone or 'from the API key owner, else UTC'}",
+    )
+    if redis is None:
+        add(
+            False, "redis", "REDIS_URL is not set: the embedded store keeps nothing across restarts"
+        )
+    else:
+        try:
+            await redis.ping()
+            add(True, "redis", "reachable")
+        except (RedisError, OSError) as exc:
+            add(False, "redis", f"unreachable ({type(exc).__name__}); start Redis or fix REDIS_URL")
+    if settings.effective_mode == "webhook":
+        if not settings.webhook_tokens:
+            add(False, "webhooks", "no CLOCKIFY_WEBHOOK_TOKENS: nothing can reach the wall")
+        if not settings.api_key:
+            add(True, "clockify api", "not used (no CLOCKIFY_API_KEY): webhooks only, no healing")
+            return lines
+    if not settings.api_key:
+        add(False, "clockify api", f"mode {settings.mode} needs CLOCKIFY_API_KEY")
+        return lines
+    client = open_client(settings, http, redis)
+    try:
+        user = await client.get_user()
+        add(
+            True,
+            "clockify api",
+            f"reachable at {settings.api_url}; key belongs to {user.get('name')}",
+        )
+        for ws in settings.workspace_ids:
+            workspace = await client.get_workspace(ws)
+            plan = workspace.get("featureSubscriptionType")
+            plan_text = plan if isinstance(plan, str) else None
+            per_hour = budget_for_plan(plan_text, settings.api_budget_per_hour)
+            add(True, f"workspace {ws}", f"{workspace.get('name')}, plan {plan_text or 'unknown'}")
+            if redis is not None:
+                left = await RequestBudget(redis, ws, per_hour).remaining()
+                add(left > 0, "api budget", f"{left} of {per_hour} requests left this hour")
+            listing = await client.list_webhooks(ws)
+            hooks = [h for h in listing.get("webhooks", []) if isinstance(h, dict)]
+            mine = [h for h in hooks if str(h.get("url", "")).endswith(WEBHOOK_PATH)]
+            configured = {t.secret.reveal() for t in settings.webhook_tokens}
+            known = [h for h in mine if h.get("authToken") in configured]
+            events = ", ".join(sorted(str(h.get("webhookEvent")) for h in known)) or "none"
+            wanted = FREE_EVENTS if is_free(plan_text) else PAID_EVENTS
+            ok = bool(known) or settings.effective_mode == "poll"
+            add(
+                ok,
+                "webhooks",
+                f"{len(known)} of {len(wanted)} recommended registered with a configured token "
+                f"({events}); {len(hooks)} webhooks in the workspace"
+                + ("" if ok else "; run `clockwall setup --url https://your-host`"),
+            )
+    except ClockifyError as exc:
+        add(False, "clockify api", str(exc))
+    return lines
