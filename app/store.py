@@ -251,6 +251,8 @@ class TotalsStore:
             elif named.kind == "project" and named.id == entry.project_id:
                 out["project"] = named.name
                 out["color"] = named.color
+                if named.estimate_s:
+                    out["estimateSeconds"] = named.estimate_s
             elif named.kind == "client" and named.id == client_id:
                 out["client"] = named.name
         return orjson.dumps(out)

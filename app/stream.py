@@ -1,8 +1,8 @@
 """ChangeHub: one reader of the Redis change streams per process, fanning out to local clients.
 
-The reader XREADs (BLOCK) every configured workspace's stream and hands each event, encoded
-once as SSE bytes, to every subscriber's bounded queue. A subscriber whose queue is full is
-dropped (its stream ends, the browser reconnects with Last-Event-ID and resumes from Redis), so
+The reader XREADs (BLOCK) every configured workspace's stream and hands each reply, as one
+batch of events encoded once as SSE bytes, to every subscriber's bounded queue. A subscriber
+whose queue is full is dropped (its stream ends, the browser reconnects with Last-Event-ID and resumes from Redis), so
 one slow screen never slows the others or grows memory. No Redis connection per client.
 """
 
@@ -14,6 +14,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 import orjson
@@ -58,16 +59,25 @@ class Change:
     def id_text(self) -> str:
         return format_stream_id(self.id)
 
-    def sse(self) -> bytes:
+    @cached_property
+    def encoded(self) -> bytes:
+        """The SSE message, built once however many clients it goes to."""
         return encode_sse("change", self.raw, self.id_text)
+
+    def sse(self) -> bytes:
+        return self.encoded
+
+
+# A queue item: the changes of one XREAD reply, a pre-encoded message (status), or b"" (end).
+Batch = tuple[Change, ...]
 
 
 @dataclass(eq=False)
 class Subscriber:
-    """One connected client: a bounded queue, and whether the hub dropped it."""
+    """One connected client: a bounded queue of batches, and whether the hub dropped it."""
 
     workspace: str
-    queue: asyncio.Queue[Change | bytes] = field(default_factory=lambda: asyncio.Queue(256))
+    queue: asyncio.Queue[Batch | bytes] = field(default_factory=lambda: asyncio.Queue(256))
     dropped: bool = False
 
 
@@ -77,7 +87,7 @@ class ChangeHub:
         redis: Redis,
         workspaces: tuple[str, ...],
         queue_size: int = 256,
-        block_ms: int = 5000,
+        block_ms: int = 2000,  # below the Redis client's 5 s socket timeout
         on_drop: Callable[[], None] | None = None,
         on_lag: Callable[[float], None] | None = None,
     ) -> None:
@@ -104,7 +114,7 @@ class ChangeHub:
     def unsubscribe(self, sub: Subscriber) -> None:
         self.subscribers.discard(sub)
 
-    def _offer(self, sub: Subscriber, item: Change | bytes) -> None:
+    def _offer(self, sub: Subscriber, item: Batch | bytes) -> None:
         if sub.dropped:
             return
         try:
@@ -113,6 +123,11 @@ class ChangeHub:
             self._close(sub)
             if self.on_drop:
                 self.on_drop()
+
+    def end(self, sub: Subscriber) -> None:
+        """End one subscriber's stream (its generator returns once it reads the marker)."""
+        if not sub.dropped:
+            self._close(sub)
 
     def _close(self, sub: Subscriber) -> None:
         """End a subscriber's stream: empty its queue and leave the end marker `b""`."""
@@ -129,10 +144,16 @@ class ChangeHub:
                 self._offer(sub, payload)
 
     def dispatch(self, change: Change) -> None:
-        self.versions[change.workspace] = self.versions.get(change.workspace, 0) + 1
+        self.dispatch_batch(change.workspace, (change,))
+
+    def dispatch_batch(self, workspace: str, changes: Batch) -> None:
+        """One queue item per client for a whole XREAD reply: a burst (a batch webhook, a
+        backfill) costs one slot of the client's queue, not one per change, and the per-client
+        cost of a busy moment shrinks as the replies grow."""
+        self.versions[workspace] = self.versions.get(workspace, 0) + 1
         for sub in list(self.subscribers):
-            if sub.workspace == change.workspace:
-                self._offer(sub, change)
+            if sub.workspace == workspace:
+                self._offer(sub, changes)
 
     # History ----------------------------------------------------------------------------
     async def read_since(self, workspace: str, after: StreamId) -> list[Change] | None:
@@ -202,14 +223,17 @@ class ChangeHub:
             for raw_stream, entries in reply or []:
                 stream = _text(raw_stream)
                 workspace = stream.split("{", 1)[1].split("}", 1)[0]
+                batch: list[Change] = []
                 for raw_id, fields in entries:
                     self.last_ids[stream] = _text(raw_id)
                     change = _decode_change(workspace, raw_id, fields)
-                    if change is None:
-                        continue
-                    if self.on_lag:
-                        self.on_lag(max(0.0, time.time() - change.id[0] / 1000))
-                    self.dispatch(change)
+                    if change is not None:
+                        batch.append(change)
+                if not batch:
+                    continue
+                if self.on_lag:
+                    self.on_lag(max(0.0, time.time() - batch[-1].id[0] / 1000))
+                self.dispatch_batch(workspace, tuple(batch))
 
 
 def _text(raw: Any) -> str:
