@@ -227,4 +227,5 @@ class ScopedChanges:
 
     def scope_snapshot(self, data: bytes) -> bytes:
         snapshot = orjson.loads(data)
-        return orjson.dumps({"scope": self.scope.kind, "range": snapshot.get("range")})
+        keep = ("range", "today", "timezone", "weekStart", "asOf")
+        return orjson.dumps({"scope": self.scope.kind, **{k: snapshot.get(k) for k in keep}})
