@@ -155,6 +155,7 @@ async def run_check(
             add(True, "redis", "reachable")
         except (RedisError, OSError) as exc:
             add(False, "redis", f"unreachable ({type(exc).__name__}); start Redis or fix REDIS_URL")
+            redis = None  # so the checks below still run (without the shared budget)
     if settings.effective_mode == "webhook":
         if not settings.webhook_tokens:
             add(False, "webhooks", "no CLOCKIFY_WEBHOOK_TOKENS: nothing can reach the wall")

@@ -26,6 +26,11 @@ def day_totals(ws: str, day: str, dim: str) -> str:
     return f"{workspace_prefix(ws)}d:{day}:{dim}"
 
 
+def month_totals(ws: str, month: str, dim: str) -> str:
+    """The same totals as `day_totals`, summed over a month (`YYYY-MM`), kept by the Lua."""
+    return f"{workspace_prefix(ws)}m:{month}:{dim}"
+
+
 def day_index(ws: str, day: str) -> str:
     """Sorted set of entry ids started that day, scored by start epoch seconds."""
     return f"{workspace_prefix(ws)}ix:{day}"

@@ -12,6 +12,7 @@ through `TotalsStore.apply_entry`, the same path as webhooks, so both can run to
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import logging
 import time
@@ -115,9 +116,12 @@ class Schedule:
         usable = max(3, per_hour - spare)
         running_per_h = max(1, usable * 2 // 3)
         changes_per_h = max(1, (usable - running_per_h) // changes_calls)
+        # The budget's rolling hour holds both its ends, so an interval of exactly 3600/n
+        # lets n+1 polls in; a hair longer and the hour holds n, as planned.
+        stretch = 1 + 1e-6
         return cls(
-            running_s=max(5.0, 3600 / running_per_h),
-            changes_s=max(15.0, 3600 / changes_per_h),
+            running_s=max(5.0, 3600 / running_per_h * stretch),
+            changes_s=max(15.0, 3600 / changes_per_h * stretch),
             reconcile_s=max(900.0, 3600 * 6 if per_hour <= 60 else 900.0),
             names_s=max(600.0, 3600 * 24 if per_hour <= 60 else 3600.0),
         )
@@ -159,6 +163,8 @@ class Poller:
         self.schedule = Schedule.for_budget(budget.limit_per_hour)
         self.due: dict[str, datetime] = {}
         self.entities_available = True
+        self.changes_calls = 2  # requests per changes poll: updated + deleted, or one per user
+        self.stale_running: set[str] = set()  # we show them running, Clockify does not
         self.discovered = False
 
     # Lifecycle --------------------------------------------------------------------------
@@ -247,7 +253,7 @@ class Poller:
         plan_text = plan if isinstance(plan, str) else None
         per_hour = budget_for_plan(plan_text, self.configured_budget)
         self.budget.limit_per_hour = per_hour
-        self.schedule = Schedule.for_budget(per_hour)
+        self.schedule = Schedule.for_budget(per_hour, self.changes_calls)
         if self.adopt_owner_settings:
             # DESIGN: without CLOCKWALL_TIMEZONE / _WEEK_START, report in the key owner's.
             settings = (await self.client.get_user()).get("settings") or {}
@@ -297,14 +303,59 @@ class Poller:
             seen.add(row.get("id"))
             await self._apply_row(row)
         # Timers we show as running that Clockify no longer runs were stopped or deleted;
-        # the entity-change poll tells which, so make it due now.
-        stale = [e["id"] for e in await self.store.read_running(self.ws) if e["id"] not in seen]
-        if stale:
-            self.due["changes"] = self.clock()
-            if not self.entities_available:
-                await self._refresh_users(
-                    {e["userId"] for e in await self.store.read_running(self.ws)}
-                )
+        # the entity-change poll tells which, so make it due now if the budget's spare allows
+        # (else the scheduled one will).
+        stale = [e for e in await self.store.read_running(self.ws) if e["id"] not in seen]
+        self.stale_running = {e["id"] for e in stale}
+        if not stale:
+            return
+        if self.entities_available:
+            if await self._can_afford_extra(2):
+                self.due["changes"] = self.clock()
+            return
+        users = {e["userId"] for e in stale}
+        if await self._can_afford_extra(len(users)):
+            listed = await self._refresh_users(users)
+            # Not among its user's recent entries (the last two days) any more: deleted.
+            since = self.clock() - timedelta(days=2)
+            for entry in stale:
+                if entry["id"] not in listed and datetime.fromisoformat(entry["start"]) >= since:
+                    await self.store.delete_entry(self.ws, entry["id"])
+
+    async def _can_afford_extra(self, extra: int) -> bool:
+        """Whether `extra` unscheduled requests now still leave a slot for every timer poll
+        and scheduled changes poll of the coming hour. Only the schedule's spare may pay for
+        them (on Free the start-up requests use it up in the first hour); spending more would
+        starve the timer poll, which is what the wall shows first."""
+        running_s, changes_s = self.schedule.running_s, self.schedule.changes_s
+        window_s = 3600.0
+        per_window = window_s / running_s + self.changes_calls * window_s / changes_s
+        left = await self.budget.remaining()
+        if left < extra:
+            return False
+        if left >= extra + per_window + 1:
+            return True  # paid plans: far more than the schedule can spend
+        now_s = self.clock().timestamp()
+        grants: Any = await self.redis.zrangebyscore(
+            keys.budget(self.ws), f"({now_s - window_s!r}", "+inf", withscores=True
+        )
+        granted = sorted(float(score) for _, score in grants)
+        limit = self.budget.limit_per_hour
+        # At each request the schedule sends in the coming hour (timer polls, and changes polls
+        # from now on), grants still in its window + the extra + the schedule's sends until
+        # then must fit the limit.
+        sends = [(now_s + k * running_s, 1) for k in range(1, int(window_s / running_s) + 1)]
+        sends += [
+            (now_s + k * changes_s, self.changes_calls)
+            for k in range(1, int(window_s / changes_s) + 1)
+        ]
+        scheduled = 0
+        for moment_s, calls in sorted(sends):
+            scheduled += calls
+            still_in = len(granted) - bisect.bisect_right(granted, moment_s - window_s)
+            if still_in + extra + scheduled > limit:
+                return False
+        return True
 
     async def poll_changes(self) -> None:
         if not self.entities_available:
@@ -324,6 +375,9 @@ class Poller:
                 type(exc).__name__,
             )
             self.entities_available = False
+            # One request per user now: stretch the changes interval to fit the budget.
+            self.changes_calls = max(1, len(await self.store.read_names(self.ws, "user")))
+            self.schedule = Schedule.for_budget(self.budget.limit_per_hour, self.changes_calls)
             self._set(source="per-user")
             return
         for row in updated:
@@ -346,18 +400,22 @@ class Poller:
         start, _ = self.store.current_week()
         return datetime.combine(start, datetime.min.time(), self.store.zone).astimezone(UTC)
 
-    async def _refresh_users(self, user_ids: set[str] | None) -> None:
+    async def _refresh_users(self, user_ids: set[str] | None) -> set[str]:
         """Fallback without entity changes: re-read recent entries per user (costs one
-        request per user, so it runs at the changes interval, never per timer tick)."""
+        request per user, so it runs at the changes interval, never per timer tick).
+        Returns the ids of the entries seen."""
         users = user_ids
         if users is None:
             users = set((await self.store.read_names(self.ws, "user")).keys())
         since = self.clock() - timedelta(days=2)
+        listed: set[str] = set()
         for user_id in sorted(users):
             rows = await self.client.list_user_entries(self.ws, user_id, since, self.clock())
             self._count("user-entries")
             for row in rows:
+                listed.add(str(row.get("id")))
                 await self._apply_row(row)
+        return listed
 
     async def refresh_names(self) -> None:
         records: list[Named] = []
@@ -427,8 +485,14 @@ class Poller:
         seen: set[str] = set()
         for row in rows:
             entry_id = row.get("id") or row.get("_id")
-            if not isinstance(entry_id, str) or entry_id in running_ids:
-                continue  # reports show running timers as zero-length entries
+            if not isinstance(entry_id, str):
+                continue
+            interval: dict[str, Any] = row.get("timeInterval") or {}
+            if entry_id in running_ids and (
+                not interval.get("end") or interval.get("duration") in (0, "PT0S", None)
+            ):
+                continue  # reports may show running timers as zero-length entries; a timer
+                # we hold as running that the report shows with a length was stopped: repair
             row = dict(row, id=entry_id)
             seen.add(entry_id)
             outcome = await self._apply_row(row)
@@ -442,7 +506,9 @@ class Poller:
                 end.astimezone(self.store.zone).date(),
             )
             for entry in local["entries"]:
-                if entry["running"] or entry["id"] in seen:
+                # A timer we show as running is gone only if Clockify no longer runs it.
+                running = entry["running"] and entry["id"] not in self.stale_running
+                if running or entry["id"] in seen:
                     continue
                 started = datetime.fromisoformat(entry["start"])
                 if started < start or started > end:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -22,6 +23,7 @@ from app import keys
 from app.models import Named, TimeEntry, parse_instant
 
 Clock = Callable[[], datetime]
+NAME_RESEND_S = 60.0  # an unchanged name is written again at most once a minute per process
 KINDS = ("create", "update", "delete", "restore", "sync")
 GROUPS = {
     "PROJECT": keys.DIM_PROJECT,
@@ -137,6 +139,7 @@ class TotalsStore:
         self._apply = redis.register_script(_load_script("apply_entry.lua"))
         self._names = redis.register_script(_load_script("apply_names.lua"))
         self._project_clients: dict[tuple[str, str], str | None] = {}
+        self._sent_names: dict[tuple[str, str, str], tuple[bytes, float]] = {}
 
     def adopt_owner_settings(self, time_zone: object, week_start: object) -> None:
         """Use the API-key owner's time zone and week start (when not configured)."""
@@ -212,9 +215,19 @@ class TotalsStore:
         display: bytes,
         names: Iterable[Named],
     ) -> ApplyResult:
+        # Names ride along with every entry; a record this process wrote recently and that has
+        # not changed is left out, which spares Redis most of the HSETs of a busy webhook feed.
         name_args: list[Any] = []
+        fresh: list[tuple[tuple[str, str, str], bytes]] = []
+        now_s = time.monotonic()
         for named in names:
-            name_args += [named.kind, named.id, orjson.dumps(named.to_dict())]
+            record = orjson.dumps(named.to_dict())
+            cache_key = (ws, named.kind, named.id)
+            cached = self._sent_names.get(cache_key)
+            if cached is not None and cached[0] == record and now_s - cached[1] < NAME_RESEND_S:
+                continue
+            name_args += [named.kind, named.id, record]
+            fresh.append((cache_key, record))
         outcome, stream_id = await self._apply(
             keys=[
                 keys.entry_meta(ws),
@@ -238,6 +251,10 @@ class TotalsStore:
                 *name_args,
             ],
         )
+        for cache_key, record in fresh:
+            self._sent_names[cache_key] = (record, now_s)
+        if len(self._sent_names) > 50_000:
+            self._sent_names.clear()
         sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
         text = outcome.decode() if isinstance(outcome, bytes) else outcome
         return ApplyResult(text, sid or None)
@@ -291,21 +308,52 @@ class TotalsStore:
         entries.sort(key=lambda e: (e["start"], e["id"]))
         return entries
 
-    async def _read_dim(self, ws: str, days: list[str], dim: str) -> dict[str, Bucket]:
+    def range_keys(self, ws: str, start: date, end: date, dim: str) -> list[str]:
+        """The total hashes covering [start, end]: a month's rollup for every whole month
+        inside the range, day hashes for the edges, so a year reads about 12 hashes."""
+        out: list[str] = []
+        cursor = start
+        while cursor <= end:
+            month_end = _month_end(cursor)
+            if cursor.day == 1 and month_end <= end:
+                out.append(keys.month_totals(ws, cursor.strftime("%Y-%m"), dim))
+                cursor = month_end + timedelta(days=1)
+            else:
+                out.append(keys.day_totals(ws, cursor.isoformat(), dim))
+                cursor += timedelta(days=1)
+        return out
+
+    async def _sum_fields(self, hashes: list[str]) -> dict[str, int]:
+        """Field-wise sum of several total hashes (fields parsed once, not once per hash)."""
         async with self.redis.pipeline(transaction=False) as pipe:
-            for day in days:
-                pipe.hgetall(keys.day_totals(ws, day, dim))
+            for key in hashes:
+                pipe.hgetall(key)
             results = await pipe.execute()
-        buckets: dict[str, Bucket] = {}
-        for day, fields in zip(days, results, strict=True):
+        sums: dict[Any, int] = {}
+        for fields in results:
             for raw_field, raw_value in fields.items():
-                ident, kind, currency = parse_field(raw_field.decode())
-                if dim == keys.DIM_ALL:
-                    ident = day
-                bucket = buckets.get(ident)
-                if bucket is None:
-                    bucket = buckets[ident] = Bucket()
-                bucket.add_field(kind, currency, int(raw_value))
+                sums[raw_field] = sums.get(raw_field, 0) + int(raw_value)
+        return {_decode(k): v for k, v in sums.items()}
+
+    async def _read_dim(self, ws: str, start: date, end: date, dim: str) -> dict[str, Bucket]:
+        buckets: dict[str, Bucket] = {}
+        if dim == keys.DIM_ALL:  # grouped by date: one bucket per day
+            days = self.days(start, end)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for day in days:
+                    pipe.hgetall(keys.day_totals(ws, day, dim))
+                results = await pipe.execute()
+            for day, fields in zip(days, results, strict=True):
+                for raw_field, raw_value in fields.items():
+                    _ident, kind, currency = parse_field(_decode(raw_field))
+                    buckets.setdefault(day, Bucket()).add_field(kind, currency, int(raw_value))
+            return buckets
+        for raw, value in (await self._sum_fields(self.range_keys(ws, start, end, dim))).items():
+            ident, kind, currency = parse_field(raw)
+            bucket = buckets.get(ident)
+            if bucket is None:
+                bucket = buckets[ident] = Bucket()
+            bucket.add_field(kind, currency, value)
         return buckets
 
     def _running_in(
@@ -325,7 +373,7 @@ class TotalsStore:
         dim = GROUPS[group]
         days = self.days(start, end)
         now = self.clock()
-        buckets = await self._read_dim(ws, days, dim)
+        buckets = await self._read_dim(ws, start, end, dim)
         running = await self.read_running(ws)
         includes_running = False
         for entry, day, elapsed in self._running_in(running, days, now):
@@ -365,7 +413,7 @@ class TotalsStore:
             groups.sort(key=lambda g: (-int(str(g["totalSeconds"])), str(g["name"]).lower()))
         total = Bucket()
         if group == "TAG":  # an entry with two tags counts once in the total
-            for bucket in (await self._read_dim(ws, days, keys.DIM_ALL)).values():
+            for bucket in (await self._read_dim(ws, start, end, keys.DIM_ALL)).values():
                 _merge(total, bucket)
             for entry, _day, elapsed in self._running_in(running, days, now):
                 _add_running(total, entry, elapsed)
@@ -380,15 +428,11 @@ class TotalsStore:
 
     async def read_team(self, ws: str, start: date, end: date) -> dict[str, Any]:
         days = self.days(start, end)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for day in days:
-                pipe.hgetall(keys.day_totals(ws, day, keys.DIM_TEAM))
-            results = await pipe.execute()
         cells: dict[tuple[str, str], int] = {}
-        for fields in results:
-            for raw_field, raw_value in fields.items():
-                user_id, _, project_id = raw_field.decode().partition("|")
-                cells[(user_id, project_id)] = cells.get((user_id, project_id), 0) + int(raw_value)
+        team = await self._sum_fields(self.range_keys(ws, start, end, keys.DIM_TEAM))
+        for raw_field, value in team.items():
+            user_id, _, project_id = raw_field.partition("|")
+            cells[(user_id, project_id)] = value
         running = await self.read_running(ws)
         includes_running = False
         for entry, _day, elapsed in self._running_in(running, days, self.clock()):
@@ -511,6 +555,11 @@ class TotalsStore:
     async def read_last_change_id(self, ws: str) -> str:
         info = await self.redis.xrevrange(keys.changes(ws), count=1)
         return _decode(info[0][0]) if info else "0-0"
+
+
+def _month_end(day: date) -> date:
+    first_next = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return first_next - timedelta(days=1)
 
 
 def _decode(raw: Any) -> str:

@@ -6,7 +6,8 @@
 -- KEYS[3] contrib hash   (id -> JSON [[dim, field, delta], ...] added to the day's total hashes)
 -- KEYS[4] running hash   (id -> state JSON of running timers)
 -- KEYS[5] changes stream
--- ARGV[1] key prefix "cw:{ws}:"  (day hashes "<prefix>d:<day>:<dim>", indexes "<prefix>ix:<day>"
+-- ARGV[1] key prefix "cw:{ws}:"  (day hashes "<prefix>d:<day>:<dim>", month rollups
+--         "<prefix>m:<YYYY-MM>:<dim>", indexes "<prefix>ix:<day>"
 --         and name hashes "<prefix>n:<kind>" are built from it; all share the hash tag, so they
 --         are in the same cluster slot as KEYS)
 -- ARGV[2] entry id
@@ -59,13 +60,18 @@ if kind == 'delete' then
 end
 if state == '' then state = cjson.encode({id = id}) end
 
--- Net the old and new contributions first, so unchanged fields cost nothing.
+-- Net the old and new contributions first, so unchanged fields cost nothing. Every day delta
+-- also goes to the month's rollup ("<prefix>m:<YYYY-MM>:<dim>"), so a month reads one hash.
 local deltas, order = {}, {}
+local function add(key, field, delta)
+  if not deltas[key] then deltas[key] = {}; order[#order + 1] = key end
+  deltas[key][field] = (deltas[key][field] or 0) + delta
+end
 local function collect(on_day, list, sign)
+  local month = string.sub(on_day, 1, 7)
   for _, item in ipairs(list) do
-    local key = prefix .. 'd:' .. on_day .. ':' .. item[1]
-    if not deltas[key] then deltas[key] = {}; order[#order + 1] = key end
-    deltas[key][item[2]] = (deltas[key][item[2]] or 0) + sign * item[3]
+    add(prefix .. 'd:' .. on_day .. ':' .. item[1], item[2], sign * item[3])
+    add(prefix .. 'm:' .. month .. ':' .. item[1], item[2], sign * item[3])
   end
 end
 if old_day and old_day ~= '' and old_status ~= 'D' then

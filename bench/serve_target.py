@@ -1,0 +1,102 @@
+"""The server under test, run by bench.common.ServerProcess in its own interpreter:
+`--kind clockwall` is the real app on Redis database 13; `--kind floor` is the least any
+webhook receiver must do (read the body, one EVALSHA, a small JSON answer), the floor to
+compare with. Both run under uvicorn with one worker, the same loop and no access log.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+from collections.abc import AsyncIterator
+from datetime import datetime
+
+import orjson
+import uvicorn
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from app.config import Secret, Settings, WebhookToken
+from app.main import create_app
+from bench.common import REDIS_URL, TIMEZONE, TOKEN, WS
+
+LOOP = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
+FLOOR_SCRIPT = "return redis.call('HINCRBY', KEYS[1], ARGV[1], 1)"
+FLOOR_KEY = "bench:floor"
+
+
+def open_redis() -> Redis:
+    # The same client options as app.main.open_redis, so the floor pays the same per call.
+    return Redis.from_url(
+        REDIS_URL, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15
+    )
+
+
+def build_floor() -> Starlette:
+    client = open_redis()
+    script = client.register_script(FLOOR_SCRIPT)
+
+    async def webhook(request: Request) -> Response:
+        body = await request.body()
+        count = await script(keys=[FLOOR_KEY], args=["n"])
+        return Response(
+            orjson.dumps({"outcome": "ok", "n": count, "bytes": len(body)}),
+            media_type="application/json",
+        )
+
+    async def healthz(request: Request) -> Response:
+        return Response(b'{"status":"ok"}', media_type="application/json")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await client.aclose()
+
+    return Starlette(
+        routes=[
+            Route("/webhooks/clockify", webhook, methods=["POST"]),
+            Route("/healthz", healthz),
+        ],
+        lifespan=lifespan,
+    )
+
+
+def build_clockwall(now: str | None) -> Starlette:
+    settings = Settings(
+        redis_url=REDIS_URL,
+        workspace_ids=(WS,),
+        webhook_tokens=(WebhookToken(Secret(TOKEN)),),
+        timezone=TIMEZONE,
+    )
+    if now is None:
+        return create_app(settings)
+    fixed = datetime.fromisoformat(now)
+    return create_app(settings, clock=lambda: fixed)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--kind", choices=("clockwall", "floor"), required=True)
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--now", help="fixed clock for clockwall, e.g. 2024-03-28T15:00:00+00:00")
+    args = parser.parse_args()
+    app = build_floor() if args.kind == "floor" else build_clockwall(args.now)
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        loop=LOOP,
+        workers=1,
+        access_log=False,
+        log_level="warning",
+    )
+
+
+if __name__ == "__main__":
+    main()
