@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
+import anyio
 import orjson
 from redis.exceptions import RedisError
 from sse_starlette import EventSourceResponse
@@ -24,7 +25,25 @@ from app.stream import Change, ChangeHub, Subscriber, encode_sse, parse_stream_i
 
 log = logging.getLogger(__name__)
 RETRY_MS = 2000
+# How long a stream may take to end by itself once the server shuts down, before sse-starlette
+# cancels it (a client that reads nothing gets cancelled; every other one ends cleanly).
+SHUTDOWN_GRACE_S = 2.0
 ChangeFilter = Callable[[Change], bytes | None]
+
+
+class _EndOnShutdown:
+    """Given to EventSourceResponse as its `shutdown_event`, which sse-starlette `set()`s when
+    it sees the server shutting down. Ending the subscriber makes the generator return, so the
+    body ends with its terminating chunk; without it the response is cancelled mid-body (the
+    client sees a broken connection and uvicorn logs "returned without completing response").
+    Cheaper than an `anyio.Event`, which the generator would need a second task to wait on."""
+
+    def __init__(self, hub: ChangeHub, sub: Subscriber) -> None:
+        self.hub = hub
+        self.sub = sub
+
+    def set(self) -> None:
+        self.hub.end(self.sub)
 
 
 class EventsEndpoint:
@@ -64,6 +83,8 @@ class EventsEndpoint:
             stream,
             ping=self.settings.heartbeat_s,
             headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"},
+            shutdown_event=cast(anyio.Event, _EndOnShutdown(self.hub, sub)),
+            shutdown_grace_period=SHUTDOWN_GRACE_S,
         )
 
     async def _stream(
@@ -91,7 +112,7 @@ class EventsEndpoint:
                 else:
                     sent = last or (0, 0)
                     for change in missed:
-                        chunk = change_filter(change) if change_filter else change.sse()
+                        chunk = self._encode(change, change_filter)
                         if chunk:
                             yield chunk
                         sent = change.id
@@ -101,25 +122,39 @@ class EventsEndpoint:
                 return
             yield self.status_event()
             while True:
+                # Everything queued goes out as one write: one send per wakeup, not per event,
+                # so a client that fell behind catches up in a few large writes.
+                parts: list[bytes] = []
                 item = await sub.queue.get()
-                if item == b"":
-                    return  # dropped as too slow, or shutting down: the browser resumes
-                if isinstance(item, bytes):
-                    yield item
-                    continue
-                if item.id <= sent:
-                    continue
-                sent = item.id
-                if item.data.get("type") == "poll":
-                    status = {**self.status(), "poll": item.data}
-                    yield encode_sse("status", orjson.dumps(status), item.id_text)
-                    continue
-                chunk = change_filter(item) if change_filter else item.sse()
-                if chunk:
-                    yield chunk
+                while True:
+                    if item == b"":
+                        if parts:
+                            yield b"".join(parts)
+                        return  # dropped as too slow, or shutting down: the browser resumes
+                    if isinstance(item, bytes):
+                        parts.append(item)
+                    else:
+                        for change in item:
+                            if change.id <= sent:
+                                continue
+                            sent = change.id
+                            chunk = self._encode(change, change_filter)
+                            if chunk:
+                                parts.append(chunk)
+                    if sub.queue.empty():
+                        break
+                    item = sub.queue.get_nowait()
+                if parts:
+                    yield b"".join(parts)
         finally:
             self.hub.unsubscribe(sub)
             self.metrics.sse_clients.dec()
+
+    def _encode(self, change: Change, change_filter: ChangeFilter | None) -> bytes | None:
+        if change.data.get("type") == "poll":
+            status = {**self.status(), "poll": change.data}
+            return encode_sse("status", orjson.dumps(status), change.id_text)
+        return change_filter(change) if change_filter else change.encoded
 
     def _snapshot_extra(self) -> dict[str, Any]:
         return {

@@ -2,8 +2,9 @@
 
 The reader XREADs (BLOCK) every configured workspace's stream and hands each reply, as one
 batch of events encoded once as SSE bytes, to every subscriber's bounded queue. A subscriber
-whose queue is full is dropped (its stream ends, the browser reconnects with Last-Event-ID and resumes from Redis), so
-one slow screen never slows the others or grows memory. No Redis connection per client.
+whose queue is full is dropped (its stream ends, the browser reconnects with Last-Event-ID and
+resumes from Redis), so one slow screen never slows the others or grows memory. No Redis
+connection per client.
 """
 
 from __future__ import annotations
@@ -94,6 +95,12 @@ class ChangeHub:
         self.redis = redis
         self.workspaces = workspaces
         self.queue_size = queue_size
+        # An XREAD BLOCK must return before the client's socket timeout fires, or every quiet
+        # stretch reads as "Redis unavailable" (and flaps the status of every screen).
+        pool_kwargs = getattr(getattr(redis, "connection_pool", None), "connection_kwargs", {})
+        socket_timeout_s = pool_kwargs.get("socket_timeout")
+        if socket_timeout_s:
+            block_ms = max(1, min(block_ms, int(socket_timeout_s * 1000 / 2)))
         self.block_ms = block_ms
         self.on_drop = on_drop
         self.on_lag = on_lag

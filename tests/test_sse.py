@@ -1,0 +1,308 @@
+"""GET /events over a real socket (uvicorn in the test's loop) against a real Redis (database 10):
+snapshot then changes, resume by Last-Event-ID, trimmed history, slow clients, shutdown,
+heartbeats, headers, a store outage and two app processes sharing one Redis.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from app import keys
+from app.main import create_app
+from tests.conftest import TOKEN, WS, make_settings, redis_url
+from tests.sse_client import WAIT_S, AppServer, SSEClient, SSEMessage, stalled_connection
+
+DB = 10
+CHANGES = keys.changes(WS)
+
+
+@pytest.fixture
+async def r10() -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url(DB))
+    await client.flushdb()
+    yield client
+    await client.flushdb()
+    await client.aclose()
+
+
+def app_for(**overrides: object) -> Any:
+    return create_app(make_settings(**{"redis_url": redis_url(DB), **overrides}))
+
+
+def entry_body(n: int, description: str = "") -> dict[str, Any]:
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2, minutes=n % 60)
+    return {
+        "id": f"{n:024x}",
+        "workspaceId": WS,
+        "userId": "aaaaaaaaaaaaaaaaaaaaaaaa",
+        "description": description or f"entry {n}",
+        "billable": False,
+        "projectId": None,
+        "timeInterval": {
+            "start": start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "end": (start + timedelta(minutes=30)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "duration": "PT30M",
+        },
+    }
+
+
+async def post(server: AppServer, body: Any, event: str = "NEW_TIME_ENTRY") -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=WAIT_S) as client:
+        response = await client.post(
+            "/webhooks/clockify",
+            content=orjson.dumps(body),
+            headers={"clockify-signature": TOKEN, "clockify-webhook-event-type": event},
+        )
+    assert response.status_code == 200, response.text
+    result: dict[str, Any] = response.json()
+    return result
+
+
+async def post_entries(server: AppServer, first: int, count: int) -> list[str]:
+    """`count` new entries, one webhook each; their change ids in order."""
+    return [(await post(server, entry_body(n)))["changeId"] for n in range(first, first + count)]
+
+
+async def stream_ids(redis: Redis, after: str = "-") -> list[str]:
+    rows = await redis.xrange(CHANGES, min=after if after == "-" else f"({after}")
+    return [raw_id.decode() for raw_id, _ in rows]
+
+
+async def metric(server: AppServer, name: str) -> float:
+    async with httpx.AsyncClient(base_url=server.base_url, timeout=WAIT_S) as client:
+        text = (await client.get("/metrics")).text
+    for line in text.splitlines():
+        if line.startswith(name + " "):
+            return float(line.split()[1])
+    raise AssertionError(f"{name} not in /metrics")
+
+
+async def opening(client: SSEClient) -> tuple[SSEMessage, SSEMessage]:
+    """retry, then snapshot (or whatever replaces it), then status: return the middle two."""
+    retry, first, status = await client.events(3)
+    assert retry.retry_ms == 2000
+    assert status.event == "status"
+    return first, status
+
+
+def assert_changes(events: list[SSEMessage], ids: list[str]) -> None:
+    assert [e.event for e in events] == ["change"] * len(ids)
+    assert [e.id for e in events] == ids
+
+
+# (a) -----------------------------------------------------------------------------------------
+async def test_snapshot_first_then_changes_in_order_with_stream_ids(r10: Redis) -> None:
+    async with AppServer(app_for()) as server:
+        seeded = await post_entries(server, 0, 2)
+        async with await SSEClient.connect(server.port) as client:
+            snapshot, status = await opening(client)
+            assert snapshot.event == "snapshot"
+            assert snapshot.id == seeded[-1]  # the newest change the snapshot includes
+            assert [f["entry"]["id"] for f in orjson.loads(snapshot.data)["feed"]] == [
+                f"{n:024x}" for n in range(2)
+            ]
+            assert orjson.loads(status.data)["store"] == "ok"
+
+            posted = await post_entries(server, 2, 5)
+            events = await client.events(5)
+            assert_changes(events, posted)
+            assert [e.id for e in events] == await stream_ids(r10, after=seeded[-1])
+            stored = {
+                raw_id.decode(): orjson.loads(fields[b"d"])
+                for raw_id, fields in await r10.xrange(CHANGES)
+            }
+            for event in events:
+                assert orjson.loads(event.data) == stored[event.id or ""]
+
+
+# (b) -----------------------------------------------------------------------------------------
+async def test_resume_with_last_event_id_sends_exactly_the_missed_changes_once(r10: Redis) -> None:
+    async with AppServer(app_for()) as server:
+        async with await SSEClient.connect(server.port) as client:
+            await opening(client)
+            first = await post_entries(server, 0, 1)
+            assert_changes(await client.events(1), first)
+            last_seen = client.last_event_id
+        assert last_seen == first[0]
+
+        missed = await post_entries(server, 1, 7)
+        headers = {"Last-Event-ID": last_seen}
+        async with await SSEClient.connect(server.port, headers=headers) as client:
+            assert (await client.next_event()).retry_ms == 2000
+            assert_changes(await client.events(7), missed)
+            assert (await client.next_event()).event == "status"
+            live = await post_entries(server, 8, 2)
+            # Nothing between the missed changes and the live ones: no repeat, no gap.
+            assert_changes(await client.events(2), live)
+        assert await stream_ids(r10, after=last_seen) == missed + live
+
+        # The query parameter form (for clients that cannot set the header) resumes too.
+        path = f"/events?lastEventId={missed[-1]}"
+        async with await SSEClient.connect(server.port, path=path) as client:
+            assert (await client.next_event()).retry_ms == 2000
+            assert_changes(await client.events(2), live)
+
+
+# (c) -----------------------------------------------------------------------------------------
+async def test_a_trimmed_last_event_id_gets_a_fresh_snapshot_not_a_gap(r10: Redis) -> None:
+    async with AppServer(app_for(stream_maxlen=5)) as server:
+        old = await post_entries(server, 0, 1)
+        await post_entries(server, 1, 10)
+        # MAXLEN ~ trims lazily, by whole radix-tree nodes: trim exactly to force the case.
+        await r10.xtrim(CHANGES, maxlen=5, approximate=False)
+        kept = await stream_ids(r10)
+        assert len(kept) == 5 and old[0] not in kept
+
+        async with await SSEClient.connect(server.port, headers={"Last-Event-ID": old[0]}) as c:
+            snapshot, _ = await opening(c)
+            assert snapshot.event == "snapshot"
+            assert snapshot.id == kept[-1]
+            assert len(orjson.loads(snapshot.data)["feed"]) == 5
+            live = await post_entries(server, 11, 1)
+            assert_changes(await c.events(1), live)
+
+
+# (d) -----------------------------------------------------------------------------------------
+async def test_a_stalled_client_is_dropped_while_another_receives_everything(r10: Redis) -> None:
+    app = app_for(webhook_max_bytes=4 * 1024 * 1024)
+    app.state.service.hub.queue_size = 4
+    big = "x" * 2900  # near the description limit, so the stalled socket fills in a few posts
+    async with AppServer(app) as server, await SSEClient.connect(server.port) as healthy:
+        await opening(healthy)
+        async with stalled_connection(server.port):
+            received: list[str] = []
+            posted: list[str] = []
+            n = 0
+            # Each post is one batch of 40 changes; the healthy client reads them all before
+            # the next post. The stalled one's socket, then its queue of 4, fills up.
+            for _ in range(60):
+                body = [entry_body(n + i, big) for i in range(40)]
+                await post(server, body)
+                n += 40
+                ids = await stream_ids(r10, after=posted[-1] if posted else "-")
+                posted += ids
+                received += [e.id or "" for e in await healthy.events(len(ids))]
+                if await metric(server, "clockwall_sse_dropped_total") >= 1:
+                    break
+            assert await metric(server, "clockwall_sse_dropped_total") == 1
+            # After the drop, the healthy client still gets every change, in order.
+            posted += await post_entries(server, n, 3)
+            received += [e.id or "" for e in await healthy.events(3)]
+            assert received == posted
+            assert await metric(server, "clockwall_sse_dropped_total") == 1
+
+
+async def test_a_burst_longer_than_the_queue_drops_nobody(r10: Redis) -> None:
+    """40 changes land in one transaction (a batch webhook applied by another process while
+    this one's reader was busy): one XREAD reply, which must not overflow a queue of 4."""
+    app = app_for()
+    app.state.service.hub.queue_size = 4
+    async with AppServer(app) as server, await SSEClient.connect(server.port) as client:
+        await opening(client)
+        first = await post_entries(server, 0, 1)
+        assert_changes(await client.events(1), first)
+        data = (await r10.xrange(CHANGES))[0][1][b"d"]
+        async with r10.pipeline(transaction=True) as pipe:
+            for _ in range(40):
+                pipe.xadd(CHANGES, {"d": data})
+            burst = [raw.decode() for raw in await pipe.execute()]
+        assert_changes(await client.events(40), burst)
+        assert await metric(server, "clockwall_sse_dropped_total") == 0
+
+
+# (e) -----------------------------------------------------------------------------------------
+async def test_shutdown_ends_open_streams_cleanly(r10: Redis) -> None:
+    server = await AppServer(app_for()).start()
+    async with await SSEClient.connect(server.port) as client:
+        await opening(client)
+        stopping = asyncio.create_task(server.stop())
+        clean, events = await client.wait_end()
+        await asyncio.wait_for(stopping, WAIT_S)
+    assert clean, "the server closed the connection without ending the chunked body"
+    assert events == []
+    # Stopped means stopped: nothing listens any more.
+    with pytest.raises(OSError):
+        await SSEClient.connect(server.port, timeout_s=1.0)
+
+
+# (f) -----------------------------------------------------------------------------------------
+async def test_heartbeat_comments_arrive(r10: Redis) -> None:
+    async with (
+        AppServer(app_for(heartbeat_s=0.2)) as server,
+        await SSEClient.connect(server.port) as client,
+    ):
+        await opening(client)
+        beats = [await client.next(timeout_s=2.0) for _ in range(2)]
+        assert all(b.is_comment and (b.comment or "").startswith("ping") for b in beats)
+
+
+# (g) -----------------------------------------------------------------------------------------
+async def test_headers_disable_buffering_and_compression(r10: Redis) -> None:
+    headers = {"Accept-Encoding": "gzip, deflate, br"}
+    async with (
+        AppServer(app_for()) as server,
+        await SSEClient.connect(server.port, headers=headers) as client,
+    ):
+        assert client.status == 200
+        assert client.headers["content-type"].split(";")[0] == "text/event-stream"
+        assert client.headers["x-accel-buffering"] == "no"
+        assert "no-store" in client.headers["cache-control"]
+        assert "content-encoding" not in client.headers
+        await opening(client)
+
+
+# (h) -----------------------------------------------------------------------------------------
+def closed_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # nothing listens once the socket is closed
+
+
+@pytest.mark.parametrize("resume", [False, True])
+async def test_new_stream_while_redis_is_down_says_so_and_ends(resume: bool) -> None:
+    app = app_for(redis_url=f"redis://127.0.0.1:{closed_port()}/0")
+    headers = {"Last-Event-ID": "1700000000000-0"} if resume else {}
+    async with (
+        AppServer(app) as server,
+        await SSEClient.connect(server.port, headers=headers) as client,
+    ):
+        assert (await client.next_event()).retry_ms == 2000
+        status = await client.next_event()
+        assert status.event == "status"
+        assert orjson.loads(status.data)["store"] == "unreachable"
+        clean, rest = await client.wait_end()
+        assert clean and rest == []
+
+
+async def test_a_quiet_stream_does_not_look_like_an_outage(r10: Redis) -> None:
+    """XREAD BLOCK outlasting the client's socket timeout would raise TimeoutError on every
+    quiet stretch: the hub must block for less than the timeout."""
+    redis = Redis.from_url(redis_url(DB), socket_timeout=0.3)
+    app = create_app(make_settings(redis_url=redis_url(DB), heartbeat_s=0.2), redis=redis)
+    async with AppServer(app) as server, await SSEClient.connect(server.port) as client:
+        await opening(client)
+        # Five heartbeats (one second, several socket timeouts) and nothing else.
+        messages = [await client.next(timeout_s=2.0) for _ in range(5)]
+        assert [m.event for m in messages if not m.is_comment] == []
+        assert app.state.service.hub.store_ok
+
+
+# (i) -----------------------------------------------------------------------------------------
+async def test_a_webhook_into_one_process_reaches_clients_of_another(r10: Redis) -> None:
+    async with (
+        AppServer(app_for()) as first,
+        AppServer(app_for()) as second,
+        await SSEClient.connect(second.port) as client,
+    ):
+        await opening(client)
+        posted = await post_entries(first, 0, 3)
+        assert_changes(await client.events(3), posted)
