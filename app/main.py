@@ -99,6 +99,7 @@ class Service:
             settings.workspace_ids or (settings.default_workspace,),
             on_drop=self.metrics.sse_dropped.inc,
             on_lag=self.metrics.stream_lag.set,
+            heartbeat_s=settings.heartbeat_s,
         )
         self.hub.status_listeners.append(self._store_changed)
         self.last_change_at: str | None = None
@@ -216,6 +217,8 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        with contextlib.suppress(RedisError, OSError):
+            await service.hub.prime()  # without Redis, the reader primes itself when it can
         service.hub.start()
         service.build_pollers()
         tasks = [

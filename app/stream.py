@@ -49,12 +49,21 @@ def encode_sse(event: str, data: bytes, event_id: str | None = None) -> bytes:
 
 @dataclass(eq=False)
 class Change:
-    """One change event as read from the stream: its id, decoded payload and SSE bytes."""
+    """One change event as read from the stream: its id, its JSON (compact, one line, as the
+    Lua script or the poller wrote it) and, on demand, the decoded payload and SSE bytes."""
 
     workspace: str
     id: StreamId
-    data: dict[str, Any]
     raw: bytes
+
+    @cached_property
+    def data(self) -> dict[str, Any]:
+        try:
+            decoded = orjson.loads(self.raw)
+        except orjson.JSONDecodeError:
+            log.warning("change stream: an undecodable event %s", self.id_text)
+            return {}
+        return decoded if isinstance(decoded, dict) else {}
 
     @property
     def id_text(self) -> str:
@@ -91,6 +100,7 @@ class ChangeHub:
         block_ms: int = 2000,  # below the Redis client's 5 s socket timeout
         on_drop: Callable[[], None] | None = None,
         on_lag: Callable[[float], None] | None = None,
+        heartbeat_s: float = 15.0,
     ) -> None:
         self.redis = redis
         self.workspaces = workspaces
@@ -110,12 +120,16 @@ class ChangeHub:
         self.last_ids: dict[str, str] = {}
         self.store_ok = True
         self.status_listeners: list[Callable[[bool], None]] = []
-        self._task: asyncio.Task[None] | None = None
+        self.heartbeat_s = heartbeat_s
+        self.closing = False
+        self._tasks: list[asyncio.Task[None]] = []
 
     # Subscribers ------------------------------------------------------------------------
     def subscribe(self, workspace: str) -> Subscriber:
         sub = Subscriber(workspace, asyncio.Queue(self.queue_size))
         self.subscribers.add(sub)
+        if self.closing:
+            self._close(sub)
         return sub
 
     def unsubscribe(self, sub: Subscriber) -> None:
@@ -186,24 +200,73 @@ class ChangeHub:
             cursor = "(" + _text(batch[-1][0])
 
     # The reader -------------------------------------------------------------------------
+    async def prime(self) -> None:
+        """Note where every stream ends now, before any client subscribes, so the first
+        XREAD starts exactly after the newest change a first snapshot can contain."""
+        for ws in self.workspaces:
+            newest = await self.redis.xrevrange(keys.changes(ws), count=1)
+            self.last_ids[keys.changes(ws)] = _text(newest[0][0]) if newest else "0-0"
+
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name="clockwall-change-reader")
+        """Three tasks for the whole process, however many clients: the stream reader, the
+        heartbeat and the shutdown watch (no per-client ping or exit-listener tasks)."""
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self.run(), name="clockwall-change-reader"),
+                asyncio.create_task(self._heartbeat(), name="clockwall-sse-heartbeat"),
+                asyncio.create_task(self._watch_shutdown(), name="clockwall-sse-shutdown"),
+            ]
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+                await task
+        self._tasks = []
+        self.close_all()
+
+    def close_all(self) -> None:
+        """End every local stream cleanly (the browsers reconnect and resume)."""
+        self.closing = True
         for sub in list(self.subscribers):
             self._close(sub)
+
+    async def _heartbeat(self) -> None:
+        # One comment line to every client keeps proxies from timing the stream out, and a
+        # client too stalled to take even that is dropped like any other slow one.
+        while True:
+            await asyncio.sleep(self.heartbeat_s)
+            self.broadcast(None, b": ping\n\n")
+
+    async def _watch_shutdown(self) -> None:
+        # uvicorn waits for open responses before it runs the lifespan shutdown, so streams
+        # must end when the server starts to exit: sse-starlette sees that signal.
+        from sse_starlette import EventSourceResponse
+
+        await EventSourceResponse._listen_for_exit_signal()
+        log.info("shutting down: ending %d event streams", len(self.subscribers))
+        self.close_all()
 
     def _set_store_ok(self, ok: bool) -> None:
         if ok != self.store_ok:
             self.store_ok = ok
             for listener in self.status_listeners:
                 listener(ok)
+
+    async def _check_not_trimmed(self) -> None:
+        """After an outage, XREAD resumes from the last id read; if other processes wrote so
+        much meanwhile that it was trimmed away, that would be a silent gap. End every local
+        stream instead: each browser resumes by Last-Event-ID, or gets a fresh snapshot."""
+        for stream, last in self.last_ids.items():
+            first = await self.redis.xrange(stream, count=1)
+            oldest = parse_stream_id(_text(first[0][0])) if first else None
+            last_id = parse_stream_id(last) or (0, 0)
+            if oldest is not None and last_id != (0, 0) and last_id < oldest:
+                log.warning("change stream %s was trimmed past this process; resyncing", stream)
+                self.last_ids[stream] = "$"
+                for sub in list(self.subscribers):
+                    self._close(sub)
 
     async def run(self) -> None:
         """Read forever; on a Redis error log once, report the store down, back off, retry."""
@@ -226,6 +289,8 @@ class ChangeHub:
                 self._set_store_ok(False)
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 5.0)
+                with contextlib.suppress(RedisError, OSError):
+                    await self._check_not_trimmed()
                 continue
             for raw_stream, entries in reply or []:
                 stream = _text(raw_stream)
@@ -255,10 +320,6 @@ def _decode_change(workspace: str, raw_id: Any, fields: Any) -> Change | None:
     if sid is None or raw is None:
         return None
     raw_bytes = raw if isinstance(raw, bytes) else str(raw).encode()
-    try:
-        data = orjson.loads(raw_bytes)
-    except orjson.JSONDecodeError:
-        log.warning("change stream: skipping an undecodable event %s", _text(raw_id))
-        return None
-    # Re-encode through orjson so the SSE data line is compact and newline-free.
-    return Change(workspace, sid, data, orjson.dumps(data))
+    if b"\n" in raw_bytes or b"\r" in raw_bytes:  # never from our writers; keep SSE framing safe
+        raw_bytes = raw_bytes.replace(b"\r", b"").replace(b"\n", b"")
+    return Change(workspace, sid, raw_bytes)
