@@ -37,7 +37,12 @@ def parse_day(raw: str, name: str, store: TotalsStore) -> date:
         ) from None
     if moment.tzinfo is None:
         return moment.date()
-    return moment.astimezone(store.zone).date()
+    try:
+        return moment.astimezone(store.zone).date()
+    except OverflowError:  # e.g. 0001-01-01T00:00:00+01:00 is before the first date there is
+        raise QueryError(
+            f"{name}={raw[:40]!r} is out of range; use a date between 0001-01-02 and 9999-12-30"
+        ) from None
 
 
 def parse_range(params: dict[str, str], store: TotalsStore) -> tuple[date, date]:

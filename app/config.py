@@ -15,7 +15,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 MODES = ("auto", "webhook", "poll", "hybrid")
 WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
 _WORKSPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-_TOKEN = re.compile(r"^[\x21-\x7e]{8,4096}$")
+# Clockify's signing secrets are 32 alphanumerics; allow URL-safe and base64 punctuation, but
+# not separators such as ; or | that betray a mistyped list.
+_TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{8,4096}$")
 
 
 class ConfigError(ValueError):

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -63,12 +63,17 @@ def _page(name: str) -> Any:
 def open_redis(settings: Settings) -> Redis:
     """The real Redis when REDIS_URL is set, else an in-process emulation (fakeredis + Lua)."""
     if settings.redis_url:
-        return Redis.from_url(
+        # A blocking pool: a burst of webhooks waits (up to 2 s) for a free connection
+        # instead of failing at once with "too many connections".
+        pool = BlockingConnectionPool.from_url(
             settings.redis_url,
+            max_connections=200,
+            timeout=2,
             socket_connect_timeout=2,
             socket_timeout=5,
             health_check_interval=15,
         )
+        return Redis(connection_pool=pool)
     import fakeredis
 
     log.warning(

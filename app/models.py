@@ -17,8 +17,15 @@ _ISO_DURATION = re.compile(
 )
 _COLOR = re.compile(r"^#[0-9A-Fa-f]{3,8}$")
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
+# Ids become Redis hash fields such as `<user>|<project>`, so `|` would split them wrongly.
+_ID = re.compile(r"^[\x21-\x7b\x7d\x7e]+$")
 MAX_ID_LEN = 64
 MAX_TEXT_LEN = 3000
+MAX_SPAN = timedelta(days=3660)
+MIN_INSTANT = datetime(1, 1, 2, tzinfo=UTC)
+MAX_INSTANT = datetime(9980, 1, 1, tzinfo=UTC)
+# Bounds what one entry adds (10 years x rate) to stay exact in Lua's doubles and Redis int64.
+MAX_RATE_MINOR = 10**10
 
 
 class PayloadError(ValueError):
@@ -59,11 +66,17 @@ def parse_instant(value: Any, where: str) -> datetime | None:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
+    # Far enough from datetime's limits that converting to the reporting zone or adding up to
+    # MAX_SPAN can never overflow (an OverflowError would be a 500, not the sender's 400).
+    if not MIN_INSTANT <= moment <= MAX_INSTANT:
+        raise PayloadError(f"{where} must be between the years 1 and 9979, got {value!r}")
     return moment.astimezone(UTC).replace(microsecond=0)
 
 
 def format_instant(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Not strftime("%Y..."): glibc writes year 500 as "500", which fromisoformat cannot read
+    # back, so one stored state before the year 1000 broke every read that parses it.
+    return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 
 def _str(obj: dict[str, Any], key: str, where: str, required: bool = False) -> str | None:
@@ -76,6 +89,8 @@ def _str(obj: dict[str, Any], key: str, where: str, required: bool = False) -> s
         raise PayloadError(f"{where}{key} must be a string, got {type(value).__name__}")
     if len(value) > MAX_ID_LEN:
         raise PayloadError(f"{where}{key} is longer than {MAX_ID_LEN} characters")
+    if not _ID.match(value):
+        raise PayloadError(f"{where}{key} must be an id without spaces or '|'")
     return value
 
 
@@ -119,8 +134,15 @@ def parse_rate(obj: dict[str, Any], key: str, where: str = "") -> Rate | None:
     amount = raw.get("amount")
     if amount is None:
         return None
-    if isinstance(amount, bool) or not isinstance(amount, int | float) or amount < 0:
-        raise PayloadError(f"{where}{key}.amount must be a non-negative number of minor units")
+    if (
+        isinstance(amount, bool)
+        or not isinstance(amount, int | float)
+        or not 0 <= amount <= MAX_RATE_MINOR
+    ):
+        raise PayloadError(
+            f"{where}{key}.amount must be a non-negative number of minor units "
+            f"(at most {MAX_RATE_MINOR})"
+        )
     currency = raw.get("currency") or ""
     if not isinstance(currency, str) or (currency and not _CURRENCY.match(currency)):
         raise PayloadError(f"{where}{key}.currency must be an ISO currency code such as 'EUR'")
@@ -264,10 +286,12 @@ def parse_time_entry(body: Any) -> TimeEntry:
     end = parse_instant(interval.get("end"), "timeInterval.end")
     duration = parse_duration_s(interval.get("duration"))
     if end is None and duration is not None and body.get("currentlyRunning") is not True:
+        if duration > MAX_SPAN.total_seconds():
+            raise PayloadError("timeInterval.duration spans more than ten years")
         end = start + timedelta(seconds=duration)
     if end is not None and end < start:
         raise PayloadError("timeInterval.end is before timeInterval.start")
-    if end is not None and (end - start) > timedelta(days=3660):
+    if end is not None and (end - start) > MAX_SPAN:
         raise PayloadError("timeInterval spans more than ten years")
 
     project_obj = _obj(body, "project", "")
@@ -293,7 +317,7 @@ def parse_time_entry(body: Any) -> TimeEntry:
     raw_tag_ids = body.get("tagIds")
     if raw_tag_ids is not None:
         if not isinstance(raw_tag_ids, list) or not all(
-            isinstance(t, str) and 0 < len(t) <= MAX_ID_LEN for t in raw_tag_ids
+            isinstance(t, str) and 0 < len(t) <= MAX_ID_LEN and _ID.match(t) for t in raw_tag_ids
         ):
             raise PayloadError("tagIds must be a list of id strings")
         tag_ids.extend(t for t in raw_tag_ids[:100] if t not in tag_ids)

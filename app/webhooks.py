@@ -19,7 +19,14 @@ from starlette.responses import Response
 from app.config import Settings
 from app.errors import error_response, json_response
 from app.metrics import Metrics
-from app.models import Named, PayloadError, parse_entry_id, parse_named, parse_time_entry
+from app.models import (
+    Named,
+    PayloadError,
+    TimeEntry,
+    parse_entry_id,
+    parse_named,
+    parse_time_entry,
+)
 from app.signatures import TokenVerifier
 from app.store import ApplyResult, TotalsStore
 
@@ -170,23 +177,28 @@ class WebhookEndpoint:
         items = payload if isinstance(payload, list) else [payload]
         if not items or len(items) > 1000:
             raise PayloadError("the body must be a time entry (or a list of 1 to 1000)")
-        results: list[ApplyResult] = []
+        # Parse and check every item before applying any, so a rejected body changes nothing.
+        parsed: list[TimeEntry | tuple[str, str]] = []
         for item in items:
-            started = time.perf_counter()
             if event in DELETE_EVENTS:
                 try:
                     entry = parse_time_entry(item)
                 except PayloadError:
                     entry_id, claimed = parse_entry_id(item)
-                    ws = self._workspace(claimed, bound)
-                    results.append(await self.store.delete_entry(ws, entry_id))
-                else:
-                    self._workspace(entry.workspace_id, bound)
-                    results.append(await self.store.apply_entry(entry, "delete"))
+                    parsed.append((self._workspace(claimed, bound), entry_id))
+                    continue
             else:
                 entry = parse_time_entry(item)
-                self._workspace(entry.workspace_id, bound)
-                results.append(await self.store.apply_entry(entry, ENTRY_KINDS[event]))
+            self._workspace(entry.workspace_id, bound)
+            parsed.append(entry)
+        kind = "delete" if event in DELETE_EVENTS else ENTRY_KINDS[event]
+        results: list[ApplyResult] = []
+        for target in parsed:
+            started = time.perf_counter()
+            if isinstance(target, TimeEntry):
+                results.append(await self.store.apply_entry(target, kind))
+            else:
+                results.append(await self.store.delete_entry(*target))
             self.metrics.apply_seconds.observe(time.perf_counter() - started)
         for result in results:
             self._count(event, "accepted" if result.changed else result.outcome)
@@ -197,7 +209,8 @@ class WebhookEndpoint:
     async def _names(self, event: str, payload: Any, bound: str | None) -> Response:
         kind = NAME_EVENTS[event]
         named = parse_named(kind, payload, "body")
-        assert named is not None
+        if named is None:
+            raise PayloadError("body must be an object, got null")
         records: list[Named] = [named]
         claimed = (
             payload.get("workspaceId") if isinstance(payload.get("workspaceId"), str) else None

@@ -1,0 +1,374 @@
+"""Parsing of every Clockify payload shape into one TimeEntry; errors name the field."""
+
+from __future__ import annotations
+
+import copy
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from app.models import (
+    PayloadError,
+    Rate,
+    parse_duration_s,
+    parse_entry_id,
+    parse_instant,
+    parse_named,
+    parse_time_entry,
+)
+from tests.conftest import WS
+from tests.payloads import (
+    ACME,
+    ANA,
+    BEN,
+    CHLOE,
+    GLOBEX,
+    INTERNAL,
+    MOBILE,
+    ONSITE,
+    TASK_ID,
+    URGENT,
+    WEBSITE,
+    entry_2022,
+    entry_2024,
+    new_client,
+    new_project,
+    new_tag,
+    rate,
+    report_row,
+    rest_row,
+    running_timer,
+    user_updated,
+    without_project,
+)
+
+E1 = "65f0a0a0a0a0a0a0a0a0a0e1"
+
+
+def at(text: str) -> datetime:
+    return datetime.fromisoformat(text).astimezone(UTC)
+
+
+# Durations and timestamps ------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("raw", "seconds"),
+    [
+        ("PT19471H16M48S", 19471 * 3600 + 16 * 60 + 48),
+        ("PT26S", 26),
+        ("PT3H45M", 3 * 3600 + 45 * 60),
+        ("PT0S", 0),
+        ("PT1H", 3600),
+        ("P1DT2H", 26 * 3600),
+        ("PT1.5S", 1),
+        (5400, 5400),
+        ("5400", 5400),
+        (None, None),
+        ("", None),
+    ],
+)
+def test_durations(raw: Any, seconds: int | None) -> None:
+    assert parse_duration_s(raw) == seconds
+
+
+@pytest.mark.parametrize("raw", ["1h30m", "PT", "P", "PT-5M", "PTXS", True, [1], {"h": 1}, -3])
+def test_bad_durations_name_the_field(raw: Any) -> None:
+    with pytest.raises(PayloadError, match=r"timeInterval\.duration"):
+        parse_duration_s(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("2022-04-21T06:51:17Z", datetime(2022, 4, 21, 6, 51, 17, tzinfo=UTC)),
+        ("2025-01-13T18:14:41.671710389Z", datetime(2025, 1, 13, 18, 14, 41, tzinfo=UTC)),
+        ("2025-01-13T18:14:41.671710+00:00", datetime(2025, 1, 13, 18, 14, 41, tzinfo=UTC)),
+        ("2025-01-13T19:14:41+01:00", datetime(2025, 1, 13, 18, 14, 41, tzinfo=UTC)),
+        ("2025-01-13T18:14:41", datetime(2025, 1, 13, 18, 14, 41, tzinfo=UTC)),
+        (None, None),
+    ],
+)
+def test_timestamps(raw: str | None, expected: datetime | None) -> None:
+    assert parse_instant(raw, "timeInterval.start") == expected
+
+
+@pytest.mark.parametrize("raw", ["yesterday", "2025-13-01T00:00:00Z", 1700000000, ["x"]])
+def test_bad_timestamps_name_the_field(raw: Any) -> None:
+    with pytest.raises(PayloadError, match=r"timeInterval\.end"):
+        parse_instant(raw, "timeInterval.end")
+
+
+# Every payload shape -----------------------------------------------------------------------
+def test_2024_webhook_body() -> None:
+    body = entry_2024(
+        E1,
+        "2026-03-24T08:00:00Z",
+        "2026-03-24T09:30:00Z",
+        tags=(URGENT, ONSITE),
+        hourly_rate=rate(10500, "EUR"),
+        with_task=True,
+    )
+    entry = parse_time_entry(body)
+    assert entry.id == E1
+    assert entry.workspace_id == WS
+    assert entry.user_id == ANA.id
+    assert entry.start == at("2026-03-24T08:00:00Z")
+    assert entry.end == at("2026-03-24T09:30:00Z")
+    assert entry.duration_s == 5400
+    assert not entry.running
+    assert entry.project_id == WEBSITE.id
+    assert entry.client_id == ACME.id
+    assert entry.task_id == TASK_ID
+    assert entry.tag_ids == tuple(sorted((URGENT.id, ONSITE.id)))
+    assert entry.billable is True
+    assert entry.hourly_rate == Rate(10500, "EUR")
+    assert entry.entry_type == "REGULAR"
+    assert entry.description == "Homepage layout"
+    names = {(n.kind, n.id): n for n in entry.names}
+    assert names[("user", ANA.id)].name == ANA.name
+    assert names[("project", WEBSITE.id)].color == WEBSITE.color
+    assert names[("project", WEBSITE.id)].client_id == ACME.id
+    assert names[("client", ACME.id)].name == ACME.name
+    assert names[("tag", URGENT.id)].name == "urgent"
+    assert names[("task", TASK_ID)].name == "Design review"
+
+
+def test_2022_webhook_body_without_newer_fields() -> None:
+    body = entry_2022(E1, "2022-04-21T06:51:17Z", "2022-04-21T07:51:43Z")
+    for absent in ("type", "kioskId", "approvalStatus", "projectCurrency", "currentlyRunning"):
+        assert absent not in body
+    entry = parse_time_entry(body)
+    assert entry.user_id == BEN.id
+    assert entry.project_id == MOBILE.id
+    assert entry.client_id == GLOBEX.id
+    assert entry.duration_s == 3600 + 26
+    assert entry.entry_type == "REGULAR"
+    assert entry.hourly_rate is None
+    assert entry.tag_ids == ()
+
+
+@pytest.mark.parametrize("keys_absent", [False, True])
+def test_running_timer(keys_absent: bool) -> None:
+    body = running_timer(E1, "2026-03-25T09:00:00Z", keys_absent=keys_absent)
+    entry = parse_time_entry(body)
+    assert entry.running
+    assert entry.end is None
+    assert entry.duration_s == 0
+    assert entry.start == at("2026-03-25T09:00:00Z")
+
+
+def test_running_timer_with_zero_duration_stays_running() -> None:
+    body = running_timer(E1, "2026-03-25T09:00:00Z")
+    body["timeInterval"]["duration"] = "PT0S"
+    assert parse_time_entry(body).running
+
+
+@pytest.mark.parametrize("empty_string", [False, True])
+def test_entry_without_project(empty_string: bool) -> None:
+    body = without_project(
+        entry_2024(E1, "2026-03-24T08:00:00Z", "2026-03-24T09:00:00Z"), empty_string
+    )
+    entry = parse_time_entry(body)
+    assert entry.project_id is None
+    assert entry.client_id is None
+    assert not any(n.kind == "project" for n in entry.names)
+
+
+def test_without_hourly_rate_and_with_rate_without_amount() -> None:
+    body = entry_2024(E1, "2026-03-24T08:00:00Z", "2026-03-24T09:00:00Z", hourly_rate=None)
+    assert parse_time_entry(body).hourly_rate is None
+    body["hourlyRate"] = {"amount": None, "currency": "EUR"}
+    assert parse_time_entry(body).hourly_rate is None
+    body["hourlyRate"] = {"amount": 9000, "currency": "usd"}
+    assert parse_time_entry(body).hourly_rate == Rate(9000, "USD")
+
+
+def test_rest_row_non_hydrated() -> None:
+    body = rest_row(
+        E1,
+        "2026-03-23T07:00:00Z",
+        "2026-03-23T07:45:00Z",
+        tags=(ONSITE, URGENT),
+        billable=True,
+        hourly_rate=rate(8000, "GBP"),
+    )
+    body["taskId"] = TASK_ID
+    entry = parse_time_entry(body)
+    assert entry.user_id == CHLOE.id
+    assert entry.project_id == INTERNAL.id
+    assert entry.task_id == TASK_ID
+    assert entry.tag_ids == tuple(sorted((ONSITE.id, URGENT.id)))
+    assert entry.duration_s == 45 * 60
+    assert entry.hourly_rate == Rate(8000, "GBP")
+    assert entry.names == ()
+
+
+def test_rest_row_running() -> None:
+    entry = parse_time_entry(rest_row(E1, "2026-03-25T07:00:00Z", None))
+    assert entry.running
+
+
+def test_reports_detailed_row() -> None:
+    body = report_row(E1, "2026-03-24T10:00:00Z", "2026-03-24T12:15:00Z", tags=(URGENT,))
+    assert "id" not in body
+    assert isinstance(body["timeInterval"]["duration"], int)
+    entry = parse_time_entry(body)
+    assert entry.id == E1
+    assert entry.duration_s == 2 * 3600 + 15 * 60
+    assert entry.tag_ids == (URGENT.id,)
+    names = {(n.kind, n.id): n for n in entry.names}
+    assert names[("user", ANA.id)].name == ANA.name
+    assert names[("project", WEBSITE.id)].name == WEBSITE.name
+    assert names[("project", WEBSITE.id)].color == WEBSITE.color
+    assert names[("client", ACME.id)].name == ACME.name
+
+
+def test_reports_row_with_duration_and_no_end() -> None:
+    body = report_row(E1, "2026-03-24T10:00:00Z", "2026-03-24T10:00:26Z")
+    body["timeInterval"]["end"] = None
+    entry = parse_time_entry(body)
+    assert entry.end == at("2026-03-24T10:00:26Z")
+
+
+def test_state_is_the_same_for_every_shape_of_one_entry() -> None:
+    """A webhook body, a REST row and a Reports row of the same entry fingerprint alike."""
+    start, end = "2026-03-24T10:00:00Z", "2026-03-24T11:00:00Z"
+    hook = entry_2024(E1, start, end, tags=(URGENT,), hourly_rate=rate(10500))
+    rest = rest_row(
+        E1,
+        start,
+        end,
+        user=ANA,
+        project=WEBSITE,
+        tags=(URGENT,),
+        billable=True,
+        hourly_rate=rate(10500),
+    )
+    rest["description"] = hook["description"]
+    assert parse_time_entry(hook).to_state() == parse_time_entry(rest).to_state()
+
+
+def test_name_bodies() -> None:
+    user = parse_named("user", user_updated(ANA, name="Ana L."), "body")
+    assert user is not None and (user.id, user.name) == (ANA.id, "Ana L.")
+    project = parse_named("project", new_project(WEBSITE), "body")
+    assert project is not None
+    assert project.client_id == ACME.id
+    assert project.estimate_s == 120 * 3600
+    assert project.color == WEBSITE.color
+    client = parse_named("client", new_client(ACME), "body")
+    assert client is not None and client.name == ACME.name
+    tag = parse_named("tag", new_tag(URGENT), "body")
+    assert tag is not None and tag.name == "urgent"
+
+
+def test_entry_id_for_deletes() -> None:
+    assert parse_entry_id({"id": E1, "workspaceId": WS}) == (E1, WS)
+    assert parse_entry_id({"id": E1}) == (E1, None)
+    with pytest.raises(PayloadError, match="id is required"):
+        parse_entry_id({"workspaceId": WS})
+
+
+# Errors name the field ---------------------------------------------------------------------
+def _good() -> dict[str, Any]:
+    return entry_2024(
+        E1, "2026-03-24T08:00:00Z", "2026-03-24T09:00:00Z", hourly_rate=rate(10500), tags=(URGENT,)
+    )
+
+
+def _set(body: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    out = copy.deepcopy(body)
+    *parents, last = path.split(".")
+    target = out
+    for part in parents:
+        target = target[part]
+    if value is _DELETE:
+        del target[last]
+    else:
+        target[last] = value
+    return out
+
+
+_DELETE = object()
+
+BAD_FIELDS = [
+    ("id", _DELETE, "id is required"),
+    ("id", 123, "id must be a string"),
+    ("id", "x" * 65, "id is longer than"),
+    ("userId", "ana|x", "userId must be an id without spaces or '|'"),
+    ("projectId", "web site", "projectId must be an id"),
+    ("project.id", "p|1", r"project\.id must be an id"),
+    ("tagIds", ["t|1"], "tagIds must be a list of id strings"),
+    ("workspaceId", _DELETE, "workspaceId is required"),
+    ("workspaceId", 7, "workspaceId must be a string"),
+    ("userId", 42, "userId must be a string"),
+    ("timeInterval", _DELETE, "timeInterval is required"),
+    ("timeInterval", "PT1H", "timeInterval must be an object"),
+    ("timeInterval.start", _DELETE, r"timeInterval\.start is required"),
+    ("timeInterval.start", 1711267200, r"timeInterval\.start must be a timestamp"),
+    ("timeInterval.start", "soon", r"timeInterval\.start must be a timestamp"),
+    ("timeInterval.end", "2026-03-24T07:00:00Z", r"timeInterval\.end is before"),
+    ("timeInterval.end", False, r"timeInterval\.end must be a timestamp"),
+    ("timeInterval.duration", "1 hour", r"timeInterval\.duration must be an ISO-8601"),
+    ("billable", "yes", "billable must be true or false"),
+    ("description", 5, "description must be a string"),
+    ("projectId", 99, "projectId must be a string"),
+    ("project", "Website", "project must be an object"),
+    ("task", [], "task must be an object"),
+    ("user", "Ana", "user must be an object"),
+    ("tags", "urgent", "tags must be a list"),
+    ("tags", [5], r"tags\[0\] must be an object"),
+    ("tags", [{"name": "no id"}], r"tags\[0\]\.id is required"),
+    ("tagIds", [1, 2], "tagIds must be a list of id strings"),
+    ("hourlyRate", "105 EUR", "hourlyRate must be an object"),
+    ("hourlyRate.amount", "10500", r"hourlyRate\.amount must be a non-negative"),
+    ("hourlyRate.amount", -1, r"hourlyRate\.amount must be a non-negative"),
+    ("hourlyRate.currency", "EURO", r"hourlyRate\.currency must be an ISO currency"),
+    ("type", 3, "type must be a string"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "message"), BAD_FIELDS)
+def test_bad_field_is_named(path: str, value: Any, message: str) -> None:
+    body = _set(_good(), path, value)
+    if path == "userId" and value is _DELETE:
+        del body["user"]
+    with pytest.raises(PayloadError, match=message):
+        parse_time_entry(body)
+
+
+def test_missing_user_id_is_named() -> None:
+    body = _good()
+    del body["userId"]
+    assert parse_time_entry(body).user_id == ANA.id  # taken from the user object
+    del body["user"]
+    with pytest.raises(PayloadError, match="userId is required"):
+        parse_time_entry(body)
+
+
+@pytest.mark.parametrize("body", [None, 5, "entry", [], True])
+def test_body_that_is_not_an_object(body: Any) -> None:
+    with pytest.raises(PayloadError, match="the body must be a JSON object"):
+        parse_time_entry(body)
+
+
+@pytest.mark.parametrize(
+    ("path", "value"),
+    [
+        ("timeInterval.duration", "PT99999999999H"),
+        ("timeInterval.duration", 10**15),
+        ("timeInterval.start", "0001-01-01T00:00:00+01:00"),
+        ("timeInterval.start", "9999-12-31T23:59:59-01:00"),
+        ("timeInterval.end", "9999-12-31T23:59:59Z"),
+        ("timeInterval.start", "9979-12-31T23:00:00Z"),
+        ("hourlyRate.amount", 10**30),
+    ],
+)
+def test_out_of_range_values_are_payload_errors(path: str, value: Any) -> None:
+    """Values that would overflow a datetime or a Redis integer are the sender's error."""
+    body = _set(_good(), path, value)
+    if path == "timeInterval.duration":
+        body["timeInterval"]["end"] = None
+        body["currentlyRunning"] = False
+    with pytest.raises(PayloadError, match=path.split(".")[0]):
+        parse_time_entry(body)
