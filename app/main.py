@@ -73,7 +73,7 @@ def open_redis(settings: Settings) -> Redis:
             socket_timeout=5,
             health_check_interval=15,
         )
-        return Redis(connection_pool=pool)
+        return Redis.from_pool(pool)  # closing the client closes the pool too
     import fakeredis
 
     log.warning(
