@@ -43,6 +43,10 @@ class HubEventSourceResponse(EventSourceResponse):
             content, ping=0, headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"}
         )
         self.on_disconnect = on_disconnect
+        # The stock lock serialises pings with data sends; this __call__ has no ping task, and
+        # an anyio.Lock per idle screen is about 1 KiB. (HEAD still goes through the stock path,
+        # which never takes the lock.)
+        del self._send_lock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"].upper() == "HEAD":
