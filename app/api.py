@@ -18,6 +18,9 @@ from app.errors import error_response, json_response
 from app.store import GROUPS, TotalsStore
 
 MAX_RANGE_DAYS = 366
+# No entry starts after models.MAX_INSTANT (9980); reads step a day and a month past `end`,
+# which overflows `date` near 9999-12-31, so later days are refused rather than a 500.
+LAST_DAY = date(9990, 12, 31)
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -55,6 +58,8 @@ def parse_range(params: dict[str, str], store: TotalsStore) -> tuple[date, date]
     end = parse_day(raw_end, "end", store)
     if end < start:
         raise QueryError(f"end ({end}) is before start ({start})")
+    if end > LAST_DAY:
+        raise QueryError(f"end ({end}) is after {LAST_DAY}; no time entry is that late")
     if (end - start).days + 1 > MAX_RANGE_DAYS:
         raise QueryError(f"the range is longer than {MAX_RANGE_DAYS} days; ask for less")
     return start, end

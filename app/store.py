@@ -316,7 +316,7 @@ class TotalsStore:
         while cursor <= end:
             month_end = _month_end(cursor)
             if cursor.day == 1 and month_end <= end:
-                out.append(keys.month_totals(ws, cursor.strftime("%Y-%m"), dim))
+                out.append(keys.month_totals(ws, cursor.isoformat()[:7], dim))
                 cursor = month_end + timedelta(days=1)
             else:
                 out.append(keys.day_totals(ws, cursor.isoformat(), dim))
@@ -558,6 +558,8 @@ class TotalsStore:
 
 
 def _month_end(day: date) -> date:
+    if day.year == date.max.year and day.month == 12:
+        return date.max
     first_next = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
     return first_next - timedelta(days=1)
 
