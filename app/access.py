@@ -65,7 +65,7 @@ class AccessMiddleware:
             state = scope.setdefault("state", {})
             state["share"] = share
             state["change_filter"] = ScopedChanges(share)
-            await self.app(scope, receive, _secure(send))
+            await self.app(scope, receive, _secure(send, path))
             return
         if path.startswith("/share") or path.startswith("/api/share/"):
             await error_response(
@@ -73,7 +73,7 @@ class AccessMiddleware:
             )(scope, receive, send)
             return
         if self.open or path.startswith(OPEN_PATHS):
-            await self.app(scope, receive, _secure(send))
+            await self.app(scope, receive, _secure(send, path))
             return
         if not self.token:
             await error_response(
@@ -101,7 +101,7 @@ class AccessMiddleware:
             await send({"type": "http.response.body", "body": b""})
             return
         if self._authorized(scope):
-            await self.app(scope, receive, _secure(send))
+            await self.app(scope, receive, _secure(send, path))
             return
         await error_response(
             401,
@@ -129,8 +129,12 @@ class AccessMiddleware:
         return False
 
 
-def _secure(send: Send) -> Send:
-    """Add the security headers to every answer that carries data or a page."""
+def _secure(send: Send, path: str) -> Send:
+    """Add the security headers to every answer that carries data or a page. The event
+    stream is no document (nothing to frame or script) and sets its own no-store headers;
+    leaving its thousands of long-lived sends unwrapped saves a call per write per screen."""
+    if path == "/events":
+        return send
 
     async def wrapped(message: Message) -> None:
         if message["type"] == "http.response.start":

@@ -124,7 +124,7 @@ class Mailbox:
         return len(self._items)
 
 
-@dataclass(eq=False)
+@dataclass(eq=False, slots=True)
 class Subscriber:
     """One connected client: a bounded queue of batches, and whether the hub dropped it."""
 
@@ -143,7 +143,7 @@ class ChangeHub:
         on_drop: Callable[[], None] | None = None,
         on_lag: Callable[[float], None] | None = None,
         heartbeat_s: float = 15.0,
-        coalesce_s: float = 0.015,
+        coalesce_s: float = 0.025,
     ) -> None:
         self.redis = redis
         self.coalesce_s = coalesce_s
