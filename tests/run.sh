@@ -10,11 +10,13 @@ PYTHON=${PYTHON:-python3}
 .venv/bin/python -m pip install -q --disable-pip-version-check -e '.[test]'
 
 # Debian packages the suite needs: chromium (browser tests), redis-server (tests that stop and
-# restart their own Redis), docker-compose (validates docker-compose.yml; no engine needed).
+# restart their own Redis), docker-compose (validates docker-compose.yml; no engine needed),
+# nginx (runs deploy/nginx.conf in front of two clockwall processes).
 missing=()
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v redis-server >/dev/null || missing+=(redis-server)
 command -v docker-compose >/dev/null || missing+=(docker-compose)
+[ -x /usr/sbin/nginx ] || command -v nginx >/dev/null || missing+=(nginx-light)
 if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
   echo "installing Debian packages: ${missing[*]}"
