@@ -29,32 +29,37 @@ RETRY_MS = 2000
 ChangeFilter = Callable[[Change], bytes | None]
 
 
-class HubEventSourceResponse(EventSourceResponse):
-    """sse-starlette's response (headers, HEAD handling, framing) with a leaner `__call__`.
+STREAM_HEADERS = {"X-Accel-Buffering": "no", "Cache-Control": "no-store"}
 
-    The stock one runs five tasks per client: the stream, a ping timer, a shutdown listener,
-    a disconnect listener and a supervisor. Here the ChangeHub does heartbeats and shutdown for
-    all clients at once, so each client costs its own handler plus one disconnect watcher,
-    and each send skips the per-message cancel scope. That is what lets one process hold
-    thousands of idle screens (see bench/fanout.py)."""
+
+async def _nothing() -> AsyncIterator[bytes]:
+    return
+    yield b""
+
+
+# Every event stream answers with the same headers; sse-starlette builds them once, here.
+_RAW_HEADERS = EventSourceResponse(_nothing(), ping=0, headers=STREAM_HEADERS).raw_headers
+
+
+class HubEventSourceResponse:
+    """An event stream with sse-starlette's headers and framing but a leaner life per client.
+
+    sse-starlette's EventSourceResponse runs five tasks per client (the stream, a ping timer, a
+    shutdown listener, a disconnect listener and a supervisor) and a lock. Here the ChangeHub
+    does heartbeats and shutdown for all clients at once, so each client costs its handler and
+    one disconnect watcher, and a four-slot object: what lets one process hold ten thousand
+    idle screens (bench/fanout.py). HEAD never gets here (EventsEndpoint answers it)."""
+
+    __slots__ = ("body_iterator", "on_disconnect")
 
     def __init__(self, content: AsyncIterator[bytes], on_disconnect: Callable[[], None]) -> None:
-        super().__init__(
-            content, ping=0, headers={"X-Accel-Buffering": "no", "Cache-Control": "no-store"}
-        )
+        self.body_iterator = content
         self.on_disconnect = on_disconnect
-        # The stock lock serialises pings with data sends; this __call__ has no ping task, and
-        # an anyio.Lock per idle screen is about 1 KiB. (HEAD still goes through the stock path,
-        # which never takes the lock.)
-        del self._send_lock
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["method"].upper() == "HEAD":
-            await super().__call__(scope, receive, send)
-            return
         watcher = asyncio.create_task(self._watch_disconnect(receive))
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await send({"type": "http.response.start", "status": 200, "headers": _RAW_HEADERS})
             async for chunk in self.body_iterator:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -94,13 +99,15 @@ class EventsEndpoint:
     def status_event(self) -> bytes:
         return encode_sse("status", orjson.dumps(self.status()))
 
-    async def handle(self, request: Request) -> Response:
+    async def handle(self, request: Request) -> Response | HubEventSourceResponse:
         share = getattr(request.state, "share", None)
         try:
             ws = share.workspace if share is not None else self.api.workspace(request)
             start, end = parse_range(dict(request.query_params), self.store)
         except QueryError as exc:
             return error_response(400, str(exc), "fix the query parameter and retry")
+        if request.method == "HEAD":  # the headers of a stream, and no subscription to leak
+            return Response(status_code=200, headers=STREAM_HEADERS, media_type="text/event-stream")
         raw_last = request.headers.get("last-event-id") or request.query_params.get("lastEventId")
         last = parse_stream_id(raw_last) if raw_last else None
         change_filter: ChangeFilter | None = getattr(request.state, "change_filter", None)

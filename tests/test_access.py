@@ -180,3 +180,15 @@ def test_verify_token_rejects_other_secret() -> None:
         verify_token(Secret("another-secret-key-entirely"), token)
     scope = verify_token(Secret(SECRET), token)
     assert (scope.kind, scope.id, scope.workspace) == ("project", "pA", WS)
+
+
+async def test_head_of_the_event_stream_answers_headers_and_holds_nothing(
+    redis: Redis, clock: FixedClock
+) -> None:
+    app = create_app(make_settings(), redis=redis, clock=clock)
+    async with client_for(app) as client:
+        response = await client.head("/events")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/event-stream")
+    assert response.headers["x-accel-buffering"] == "no"
+    assert not app.state.service.hub.subscribers
