@@ -5,6 +5,7 @@ Every answer comes from precomputed totals; bad query parameters get a 400 that 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime
 from typing import Any
@@ -18,6 +19,7 @@ from app.errors import error_response, json_response
 from app.store import GROUPS, TotalsStore
 
 MAX_RANGE_DAYS = 366
+READ_DEADLINE_S = 10.0  # a Redis that stops answering gets a 503, not a hung page
 # No entry starts after models.MAX_INSTANT (9980); reads step a day and a month past `end`,
 # which overflows `date` near 9999-12-31, so later days are refused rather than a 500.
 LAST_DAY = date(9990, 12, 31)
@@ -86,10 +88,11 @@ class Api:
     def guarded(self, handler: Handler) -> Handler:
         async def wrapper(request: Request) -> Response:
             try:
-                return await handler(request)
+                async with asyncio.timeout(READ_DEADLINE_S):
+                    return await handler(request)
             except QueryError as exc:
                 return error_response(400, str(exc), "fix the query parameter and retry")
-            except RedisError:
+            except (RedisError, TimeoutError):
                 return error_response(
                     503,
                     "the store (Redis) is unavailable",

@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import ConnectionPool, Redis
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -63,15 +63,15 @@ def _page(name: str) -> Any:
 def open_redis(settings: Settings) -> Redis:
     """The real Redis when REDIS_URL is set, else an in-process emulation (fakeredis + Lua)."""
     if settings.redis_url:
-        # A blocking pool: a burst of webhooks waits (up to 2 s) for a free connection
-        # instead of failing at once with "too many connections".
-        pool = BlockingConnectionPool.from_url(
+        # No per-command socket timeout (it costs a task or a timer per command): each
+        # webhook and API answer has one deadline of its own, and a dead connection shows up
+        # as a reset, which redis-py retries on a fresh one. A large pool, so a burst of
+        # deliveries never fails for want of a connection.
+        pool = ConnectionPool.from_url(
             settings.redis_url,
-            max_connections=200,
-            timeout=2,
+            max_connections=1000,
             socket_connect_timeout=2,
-            socket_timeout=5,
-            health_check_interval=15,
+            socket_keepalive=True,
         )
         return Redis.from_pool(pool)  # closing the client closes the pool too
     import fakeredis
@@ -191,7 +191,8 @@ class Service:
             "workspaces": list(self.settings.workspace_ids),
         }
         try:
-            await self.redis.ping()
+            async with asyncio.timeout(2):
+                await self.redis.ping()
         except (RedisError, OSError) as exc:
             self.note_store_error(exc)
             state.update(

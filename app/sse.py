@@ -128,11 +128,14 @@ class EventsEndpoint:
         try:
             yield f"retry: {RETRY_MS}\n\n".encode()
             try:
-                missed = await self.hub.read_since(ws, last) if last is not None else None
-                if missed is None:
-                    snapshot = await self.snapshots.get(
-                        self.store, ws, start, end, self._snapshot_extra()
-                    )
+                async with asyncio.timeout(10):
+                    missed = await self.hub.read_since(ws, last) if last is not None else None
+                    snapshot = None
+                    if missed is None:
+                        snapshot = await self.snapshots.get(
+                            self.store, ws, start, end, self._snapshot_extra()
+                        )
+                if snapshot is not None:
                     data = snapshot.data
                     if change_filter is not None:
                         data = self._scoped_snapshot(data, change_filter)
@@ -140,7 +143,7 @@ class EventsEndpoint:
                     sent = parse_stream_id(snapshot.stream_id) or (0, 0)
                 else:
                     sent = last or (0, 0)
-                    for change in missed:
+                    for change in missed or ():
                         chunk = self._encode(change, change_filter)
                         if chunk:
                             yield chunk

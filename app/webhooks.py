@@ -6,6 +6,7 @@ that the store did not take; a store outage answers 503 so the delivery can be r
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -58,6 +59,7 @@ NAME_EVENTS = {
     "TAG_UPDATED": "tag",
     "TAG_DELETED": "tag",
 }
+STORE_DEADLINE_S = 5.0
 _EVENT_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789")
 
 
@@ -128,10 +130,13 @@ class WebhookEndpoint:
             )
 
         try:
-            if event in ENTRY_KINDS or event in DELETE_EVENTS:
-                return await self._entries(event, payload, token.workspace_id)
-            if event in NAME_EVENTS:
-                return await self._names(event, payload, token.workspace_id)
+            # One deadline for the whole delivery (rather than a timeout per Redis command):
+            # a Redis that stops answering yields a 503, not a hung webhook.
+            async with asyncio.timeout(STORE_DEADLINE_S):
+                if event in ENTRY_KINDS or event in DELETE_EVENTS:
+                    return await self._entries(event, payload, token.workspace_id)
+                if event in NAME_EVENTS:
+                    return await self._names(event, payload, token.workspace_id)
         except PayloadError as exc:
             self._count(event, "rejected:payload")
             return error_response(
@@ -142,7 +147,7 @@ class WebhookEndpoint:
         except WorkspaceError as exc:
             self._count(event, "rejected:workspace")
             return error_response(403, str(exc), exc.hint)
-        except RedisError as exc:
+        except (RedisError, TimeoutError) as exc:
             self._count(event, "unavailable")
             log.warning("store unavailable while applying %s: %s", event, type(exc).__name__)
             if self.on_store_error:
