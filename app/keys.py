@@ -66,11 +66,6 @@ def changes(ws: str) -> str:
     return f"{workspace_prefix(ws)}changes"
 
 
-def counters(ws: str) -> str:
-    """Hash of event counters (accepted, duplicates, ignored event types)."""
-    return f"{workspace_prefix(ws)}counters"
-
-
 def budget(ws: str) -> str:
     """Sorted set of Clockify API request ids scored by send time (epoch seconds), one rolling
     hour deep; shared by every process that calls Clockify for the workspace."""

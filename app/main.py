@@ -107,8 +107,6 @@ class Service:
             heartbeat_s=settings.heartbeat_s,
         )
         self.hub.status_listeners.append(self._store_changed)
-        self.last_change_at: str | None = None
-
         self.pollers: list[Poller] = []
         self.http: httpx.AsyncClient | None = None
         self._last_poll_publish = 0.0
