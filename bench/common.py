@@ -25,6 +25,8 @@ import httpx
 import orjson
 import redis
 
+from app.simulator import format_duration as iso_duration  # one formatter for all
+
 ROOT = Path(__file__).resolve().parent.parent
 REDIS_BASE = os.environ.get("CLOCKWALL_BENCH_REDIS", "redis://127.0.0.1:6379").rstrip("/")
 REDIS_DB = 13
@@ -143,14 +145,6 @@ class ServerProcess:
 def object_id(rng: random.Random) -> str:
     """A 24-hex id like Clockify's Mongo ObjectIds."""
     return f"{rng.getrandbits(96):024x}"
-
-
-def iso_duration(seconds: int) -> str:
-    """Clockify's form: hours never rolled into days (`PT19471H16M48S`), `PT0S` for zero."""
-    h, rest = divmod(seconds, 3600)
-    m, s = divmod(rest, 60)
-    out = "PT" + (f"{h}H" if h else "") + (f"{m}M" if m else "") + (f"{s}S" if s else "")
-    return out if out != "PT" else "PT0S"
 
 
 def instant(moment: datetime) -> str:

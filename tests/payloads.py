@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import orjson
 
+from app.simulator import format_duration as iso_duration  # one formatter for all
 from tests.conftest import TOKEN, WS
 
 WEBHOOK_PATH = "/webhooks/clockify"
@@ -61,20 +62,6 @@ TASK_ID = "64f0000000000000000000d1"
 
 def rate(amount_minor: int, currency: str = "EUR") -> dict[str, Any]:
     return {"amount": amount_minor, "currency": currency}
-
-
-def iso_duration(seconds: int) -> str:
-    """Clockify's form: hours never rolled into days, zero parts left out (`PT1H30M`, `PT0S`)."""
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    out = "PT"
-    if hours:
-        out += f"{hours}H"
-    if minutes:
-        out += f"{minutes}M"
-    if secs or out == "PT":
-        out += f"{secs}S"
-    return out
 
 
 def _seconds_between(start: str, end: str) -> int:
