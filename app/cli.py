@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.config import ConfigError, Settings
+from app.tasks import SHUTDOWN_GRACE_S
 
 
 class JsonFormatter(logging.Formatter):
@@ -46,7 +47,13 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     url_host = "localhost" if settings.on_loopback else settings.host
     logging.getLogger("app.cli").info("the wall is at http://%s:%d/", url_host, settings.port)
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level="info",
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
+    )
     return 0
 
 

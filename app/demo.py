@@ -20,6 +20,7 @@ import uvicorn
 from app.config import Secret, Settings, WebhookToken
 from app.main import create_app
 from app.simulator import SimulatedWorkspace, WebhookSender, create_simulator_app
+from app.tasks import SHUTDOWN_GRACE_S
 
 log = logging.getLogger(__name__)
 
@@ -138,5 +139,6 @@ def run_demo(port: int, users: int, announce: Callable[[str], None]) -> int:
         port=port,
         log_level="warning",
         access_log=False,
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     return 0

@@ -37,6 +37,7 @@ from app.share import ShareReport
 from app.sse import EventsEndpoint
 from app.store import Clock, TotalsStore, utc_now
 from app.stream import ChangeHub, encode_sse
+from app.tasks import stop_tasks
 from app.webhooks import WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -231,11 +232,7 @@ def create_app(
         try:
             yield
         finally:
-            for task in tasks:
-                task.cancel()
-            for task in tasks:
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await stop_tasks(tasks)
             for poller in service.pollers:
                 await poller.stop()
             if service.http is not None:

@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app import keys
+from app.tasks import stop_tasks
 
 log = logging.getLogger(__name__)
 
@@ -263,11 +264,7 @@ class ChangeHub:
             ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(self._tasks)
         self._tasks = []
         self.close_all()
 

@@ -554,10 +554,15 @@ class WebhookLoad:
         self.http = httpx.AsyncClient(
             base_url=base_url,
             timeout=timeout_s,
-            limits=httpx.Limits(max_connections=32, max_keepalive_connections=32),
+            # Idle connections are dropped well before uvicorn's 5 s keep-alive timeout, so a
+            # delivery never goes out on a connection the server is closing at that moment.
+            limits=httpx.Limits(
+                max_connections=32, max_keepalive_connections=32, keepalive_expiry=1.0
+            ),
         )
         self.change_ids: list[str] = []
         self.latencies_s: list[float] = []
+        # Deliveries whose request is wholly sent and not yet answered: what a kill cuts off.
         self.in_flight = 0
         self.busy_at: int | None = None  # `busy` is set once this many are in flight at once
         self.busy = asyncio.Event()
@@ -576,9 +581,16 @@ class WebhookLoad:
         step = script.steps[script.sent]
         script.sent += 1
         started = time.monotonic()
-        self.in_flight += 1
-        if self.busy_at is not None and self.in_flight >= self.busy_at:
-            self.busy.set()
+        sent = False
+
+        async def trace(event: str, info: dict[str, Any]) -> None:
+            nonlocal sent
+            if event == "http11.send_request_body.complete":
+                sent = True
+                self.in_flight += 1
+                if self.busy_at is not None and self.in_flight >= self.busy_at:
+                    self.busy.set()
+
         try:
             response = await self.http.post(
                 "/webhooks/clockify",
@@ -588,12 +600,14 @@ class WebhookLoad:
                     "clockify-webhook-event-type": step.event,
                     "content-type": "application/json",
                 },
+                extensions={"trace": trace},
             )
         except httpx.TransportError as exc:
             self.outcomes.note(None, type(exc).__name__)
             return False
         finally:
-            self.in_flight -= 1
+            if sent:
+                self.in_flight -= 1
         self.outcomes.note(response.status_code)
         self.latencies_s.append(time.monotonic() - started)
         if not 200 <= response.status_code < 300:
