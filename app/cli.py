@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from app.config import ConfigError, Settings
-from app.tasks import SHUTDOWN_GRACE_S
+from app.runtime import SHUTDOWN_GRACE_S, tune_gc
 
 
 class JsonFormatter(logging.Formatter):
@@ -47,6 +47,7 @@ def serve(args: argparse.Namespace) -> int:
     app = create_app(settings)
     url_host = "localhost" if settings.on_loopback else settings.host
     logging.getLogger("app.cli").info("the wall is at http://%s:%d/", url_host, settings.port)
+    tune_gc()
     uvicorn.run(
         app,
         host=settings.host,

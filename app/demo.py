@@ -19,8 +19,8 @@ import uvicorn
 
 from app.config import Secret, Settings, WebhookToken
 from app.main import create_app
+from app.runtime import SHUTDOWN_GRACE_S, tune_gc
 from app.simulator import SimulatedWorkspace, WebhookSender, create_simulator_app
-from app.tasks import SHUTDOWN_GRACE_S
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +133,7 @@ def run_demo(port: int, users: int, announce: Callable[[str], None]) -> int:
         team.port,
     )
     announce(f"clockwall demo: the wall is at http://localhost:{port}/  (Ctrl-C stops)")
+    tune_gc()
     uvicorn.run(
         create_app(settings),
         host=settings.host,

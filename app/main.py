@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
+from starlette.types import Receive, Scope, Send
 
 from app import keys
 from app.access import AccessMiddleware
@@ -34,7 +35,7 @@ from app.config import Settings
 from app.metrics import Metrics
 from app.poller import Poller, PollerState, poll_status_event
 from app.share import ShareReport
-from app.sse import EventsEndpoint
+from app.sse import RAW_SEND_KEY, EventsEndpoint
 from app.store import Clock, TotalsStore, utc_now
 from app.stream import ChangeHub, encode_sse
 from app.tasks import stop_tasks
@@ -210,6 +211,16 @@ class Service:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
 
+class ClockwallApp(Starlette):
+    """Starlette that keeps the server's own `send` in the scope, before any middleware wraps
+    it, so an event stream can find its connection (see sse.writable_transport)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            scope[RAW_SEND_KEY] = send
+        await super().__call__(scope, receive, send)
+
+
 def create_app(
     settings: Settings, *, redis: Redis | None = None, clock: Clock = utc_now
 ) -> Starlette:
@@ -256,7 +267,7 @@ def create_app(
         routes.append(Route(path, _page(page)))
     if STATIC_DIR.is_dir():
         routes.append(Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"))
-    app = Starlette(
+    app = ClockwallApp(
         routes=routes,
         lifespan=lifespan,
         middleware=[Middleware(AccessMiddleware, settings=settings)],

@@ -50,16 +50,24 @@ class HubEventSourceResponse:
     one disconnect watcher, and a four-slot object: what lets one process hold ten thousand
     idle screens (bench/fanout.py). HEAD never gets here (EventsEndpoint answers it)."""
 
-    __slots__ = ("body_iterator", "on_disconnect")
+    __slots__ = ("body_iterator", "on_disconnect", "sub")
 
-    def __init__(self, content: AsyncIterator[bytes], on_disconnect: Callable[[], None]) -> None:
+    def __init__(
+        self,
+        content: AsyncIterator[bytes],
+        on_disconnect: Callable[[], None],
+        sub: Subscriber | None = None,
+    ) -> None:
         self.body_iterator = content
         self.on_disconnect = on_disconnect
+        self.sub = sub
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         watcher = asyncio.create_task(self._watch_disconnect(receive))
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _RAW_HEADERS})
+            if self.sub is not None:
+                self.sub.writable = writable_transport(scope.get(RAW_SEND_KEY))
             async for chunk in self.body_iterator:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
@@ -79,6 +87,32 @@ class HubEventSourceResponse:
                 return
 
 
+RAW_SEND_KEY = "clockwall.send"  # the server's own `send`, put in the scope by ClockwallApp
+
+
+TRANSPORT_METHODS = ("write", "is_closing", "get_write_buffer_size", "abort")
+
+
+def writable_transport(raw_send: Any) -> Any:
+    """The connection's transport, when the body of this response may be written to it
+    directly: uvicorn's httptools protocol, a chunked body under way, the client connected.
+    Anything else (h11, another server, a middleware that rewrites bodies) gets None and the
+    stream keeps to ASGI `send`."""
+    cycle = getattr(raw_send, "__self__", None)
+    if type(cycle).__module__ != "uvicorn.protocols.http.httptools_impl":
+        return None
+    transport = getattr(cycle, "transport", None)
+    if (
+        getattr(cycle, "chunked_encoding", None) is not True
+        or getattr(cycle, "disconnected", True)
+        or getattr(cycle, "response_complete", True)
+        # asyncio's or uvloop's (which does not subclass asyncio.Transport)
+        or not all(hasattr(transport, m) for m in TRANSPORT_METHODS)
+    ):
+        return None
+    return transport
+
+
 class EventsEndpoint:
     def __init__(
         self,
@@ -95,6 +129,7 @@ class EventsEndpoint:
         self.metrics = metrics
         self.status = status
         self.snapshots = SnapshotCache(hub)
+        hub.encode_batch = self.encode_batch
 
     def status_event(self) -> bytes:
         return encode_sse("status", orjson.dumps(self.status()))
@@ -114,7 +149,11 @@ class EventsEndpoint:
         sub = self.hub.subscribe(ws)
         self.metrics.sse_clients.inc()
         stream = self._stream(sub, ws, start, end, last, change_filter)
-        return HubEventSourceResponse(stream, on_disconnect=lambda: self.hub.end(sub))
+        return HubEventSourceResponse(
+            stream,
+            on_disconnect=lambda: self.hub.end(sub),
+            sub=sub if change_filter is None else None,  # scoped streams filter per client
+        )
 
     async def _stream(
         self,
@@ -154,6 +193,13 @@ class EventsEndpoint:
                 return
             yield self.status_event()
             while True:
+                # Every yield so far is written (this generator resumes only after the send);
+                # once nothing is queued and the reader is past what this client has, the hub
+                # can write to its connection directly, in order, with nothing sent twice.
+                if sub.writable is not None and sub.transport is None and sub.queue.empty():
+                    position = self.hub.position(ws)
+                    if position is not None and position >= sent:
+                        sub.transport = sub.writable
                 # Everything queued goes out as one write: one send per wakeup, not per event,
                 # so a client that fell behind catches up in a few large writes.
                 parts: list[bytes] = []
@@ -181,6 +227,10 @@ class EventsEndpoint:
         finally:
             self.hub.unsubscribe(sub)
             self.metrics.sse_clients.dec()
+
+    def encode_batch(self, batch: tuple[Change, ...]) -> bytes:
+        """A batch's SSE bytes for every unscoped client, encoded once."""
+        return b"".join(filter(None, (self._encode(change, None) for change in batch)))
 
     def _encode(self, change: Change, change_filter: ChangeFilter | None) -> bytes | None:
         if change.data.get("type") == "poll":

@@ -127,11 +127,24 @@ class Mailbox:
 
 @dataclass(eq=False, slots=True)
 class Subscriber:
-    """One connected client: a bounded queue of batches, and whether the hub dropped it."""
+    """One connected client: a bounded queue of batches, and whether the hub dropped it.
+
+    Once a client is live (its snapshot and everything queued before it are written), the hub
+    may write to its connection directly: `writable` is the connection's transport when the
+    server allows that (uvicorn's httptools protocol, chunked body), `transport` is set when
+    the stream switches over. A batch then costs one write per client, framed once for all,
+    instead of a queue item, a task wake-up and a trip through every ASGI layer."""
 
     workspace: str
     queue: Mailbox = field(default_factory=lambda: Mailbox(256))
     dropped: bool = False
+    writable: Any = None
+    transport: Any = None
+
+
+def chunk(body: bytes) -> bytes:
+    """One HTTP/1.1 chunk, as uvicorn frames a body part (never the empty final chunk)."""
+    return b"%x\r\n%b\r\n" % (len(body), body)
 
 
 class ChangeHub:
@@ -145,8 +158,13 @@ class ChangeHub:
         on_lag: Callable[[float], None] | None = None,
         heartbeat_s: float = 15.0,
         coalesce_s: float = 0.025,
+        max_buffered_bytes: int = 1024 * 1024,
     ) -> None:
         self.redis = redis
+        # A directly written client whose unsent bytes pass this is too slow: it is dropped.
+        self.max_buffered_bytes = max_buffered_bytes
+        # The SSE bytes of a batch for directly written clients (set by the events endpoint).
+        self.encode_batch: Callable[[Batch], bytes] | None = None
         self.coalesce_s = coalesce_s
         self._last_dispatch = 0.0
         self.workspaces = workspaces
@@ -187,9 +205,30 @@ class ChangeHub:
         try:
             sub.queue.put_nowait(item)
         except asyncio.QueueFull:
+            self._drop(sub)
+
+    def _write(self, sub: Subscriber, framed: bytes) -> None:
+        """Write one framed chunk straight to a live client's connection."""
+        if sub.dropped:
+            return
+        transport = sub.transport
+        if transport.is_closing():  # gone; its disconnect watcher ends the stream
             self._close(sub)
-            if self.on_drop:
-                self.on_drop()
+        elif transport.get_write_buffer_size() > self.max_buffered_bytes:
+            self._drop(sub)
+            transport.abort()  # it reads nothing: the end of the stream could not reach it
+        else:
+            transport.write(framed)
+
+    def _drop(self, sub: Subscriber) -> None:
+        self._close(sub)
+        if self.on_drop:
+            self.on_drop()
+
+    def position(self, workspace: str) -> StreamId | None:
+        """The id of the newest change this process has read from the workspace's stream."""
+        last = self.last_ids.get(keys.changes(workspace))
+        return parse_stream_id(last) if last is not None else None
 
     def end(self, sub: Subscriber) -> None:
         """End one subscriber's stream (its generator returns once it reads the marker)."""
@@ -206,9 +245,13 @@ class ChangeHub:
 
     def broadcast(self, workspace: str | None, payload: bytes) -> None:
         """Send a pre-encoded message (e.g. a `status` event) to every local client."""
+        framed = chunk(payload)
         for sub in list(self.subscribers):
             if workspace is None or sub.workspace == workspace:
-                self._offer(sub, payload)
+                if sub.transport is not None:
+                    self._write(sub, framed)
+                else:
+                    self._offer(sub, payload)
 
     def dispatch(self, change: Change) -> None:
         self.dispatch_batch(change.workspace, (change,))
@@ -218,9 +261,19 @@ class ChangeHub:
         backfill) costs one slot of the client's queue, not one per change, and the per-client
         cost of a busy moment shrinks as the replies grow."""
         self.versions[workspace] = self.versions.get(workspace, 0) + 1
+        framed: bytes | None = None
         for sub in list(self.subscribers):
-            if sub.workspace == workspace:
+            if sub.workspace != workspace:
+                continue
+            if sub.transport is None:
                 self._offer(sub, changes)
+                continue
+            if framed is None:
+                assert self.encode_batch is not None  # set before any stream goes direct
+                body = self.encode_batch(changes)
+                framed = chunk(body) if body else b""
+            if framed:
+                self._write(sub, framed)
 
     # History ----------------------------------------------------------------------------
     async def read_since(self, workspace: str, after: StreamId) -> list[Change] | None:

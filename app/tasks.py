@@ -9,10 +9,6 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
-# uvicorn's graceful shutdown: event streams end at once on SIGTERM, and a request still running
-# this long after it is cancelled, so nothing stuck keeps a process (or a deploy) waiting.
-SHUTDOWN_GRACE_S = 5
-
 
 async def stop_tasks(tasks: Iterable[asyncio.Task[Any]], nudge_s: float = 0.5) -> None:
     """Cancel `tasks` and return once every one has ended.

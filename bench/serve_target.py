@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from app.config import Secret, Settings, WebhookToken
 from app.main import create_app
+from app.runtime import tune_gc
 from bench.common import REDIS_URL, TIMEZONE, TOKEN, WS
 
 LOOP = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
@@ -87,6 +88,7 @@ def main() -> None:
     parser.add_argument("--now", help="fixed clock for clockwall, e.g. 2024-03-28T15:00:00+00:00")
     args = parser.parse_args()
     app = build_floor() if args.kind == "floor" else build_clockwall(args.now)
+    tune_gc()  # as `clockwall serve` does (both kinds: it is process set-up)
     uvicorn.run(
         app,
         host="127.0.0.1",

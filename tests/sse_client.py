@@ -236,8 +236,9 @@ class _QuietServer(uvicorn.Server):
 class AppServer:
     """The app on 127.0.0.1:<free port>, served by uvicorn as a task of the current loop."""
 
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, http: str = "auto") -> None:
         self.app = app
+        self.http = http  # "auto" is httptools when installed (it is here); or "h11"
         self.server: uvicorn.Server | None = None
         self._task: asyncio.Task[None] | None = None
         self.port = 0  # chosen on the first start, kept across restarts
@@ -247,7 +248,9 @@ class AppServer:
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, timeout_s: float = WAIT_S) -> AppServer:
-        config = uvicorn.Config(self.app, lifespan="on", log_level="warning", access_log=False)
+        config = uvicorn.Config(
+            self.app, lifespan="on", log_level="warning", access_log=False, http=self.http
+        )
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))

@@ -172,21 +172,22 @@ async def test_a_trimmed_last_event_id_gets_a_fresh_snapshot_not_a_gap(r10: Redi
 
 
 # (d) -----------------------------------------------------------------------------------------
-async def test_a_stalled_client_is_dropped_while_another_receives_everything(r10: Redis) -> None:
-    app = app_for(webhook_max_bytes=4 * 1024 * 1024)
-    app.state.service.hub.queue_size = 4
+async def stall_one_client_until_dropped(app: Any, r10: Redis, http: str) -> None:
+    """A healthy client and a stalled one; batches of 40 large changes until the server drops
+    the stalled one. The healthy client reads each batch before the next post, and still gets
+    every change, in order, after the drop."""
     big = "x" * 2900  # near the description limit, so the stalled socket fills in a few posts
-    async with AppServer(app) as server, await SSEClient.connect(server.port) as healthy:
+    async with (
+        AppServer(app, http=http) as server,
+        await SSEClient.connect(server.port) as healthy,
+    ):
         await opening(healthy)
         async with stalled_connection(server.port):
             received: list[str] = []
             posted: list[str] = []
             n = 0
-            # Each post is one batch of 40 changes; the healthy client reads them all before
-            # the next post. The stalled one's socket, then its queue of 4, fills up.
             for _ in range(60):
-                body = [entry_body(n + i, big) for i in range(40)]
-                await post(server, body)
+                await post(server, [entry_body(n + i, big) for i in range(40)])
                 n += 40
                 ids = await stream_ids(r10, after=posted[-1] if posted else "-")
                 posted += ids
@@ -194,11 +195,18 @@ async def test_a_stalled_client_is_dropped_while_another_receives_everything(r10
                 if await metric(server, "clockwall_sse_dropped_total") >= 1:
                     break
             assert await metric(server, "clockwall_sse_dropped_total") == 1
-            # After the drop, the healthy client still gets every change, in order.
+            assert len(app.state.service.hub.subscribers) == 1  # the healthy one
             posted += await post_entries(server, n, 3)
             received += [e.id or "" for e in await healthy.events(3)]
             assert received == posted
             assert await metric(server, "clockwall_sse_dropped_total") == 1
+
+
+async def test_a_stalled_client_is_dropped_while_another_receives_everything(r10: Redis) -> None:
+    """h11: every stream goes through its queue, and the stalled one's queue of 4 fills up."""
+    app = app_for(webhook_max_bytes=4 * 1024 * 1024)
+    app.state.service.hub.queue_size = 4
+    await stall_one_client_until_dropped(app, r10, http="h11")
 
 
 async def test_a_burst_longer_than_the_queue_drops_nobody(r10: Redis) -> None:
@@ -294,6 +302,42 @@ async def test_a_quiet_stream_does_not_look_like_an_outage(r10: Redis) -> None:
         messages = [await client.next(timeout_s=2.0) for _ in range(5)]
         assert [m.event for m in messages if not m.is_comment] == []
         assert app.state.service.hub.store_ok
+
+
+# Direct writes ---------------------------------------------------------------------------------
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+async def test_live_streams_switch_to_direct_writes_only_where_the_server_allows(
+    r10: Redis, http: str
+) -> None:
+    """Under httptools a live stream is written to its connection by the hub; under h11 it
+    keeps to ASGI send. Either way: snapshot, then every change once and in order, including
+    the ones that land while the stream switches over."""
+    app = app_for()
+    hub = app.state.service.hub
+    async with AppServer(app, http=http) as server, await SSEClient.connect(server.port) as client:
+        snapshot, _ = await opening(client)
+        assert snapshot.event == "snapshot"
+        posted = await post_entries(server, 0, 2)
+        assert_changes(await client.events(2), posted)
+        (sub,) = hub.subscribers
+        assert (sub.transport is not None) == (http == "httptools")
+        posted = await post(server, [entry_body(n) for n in range(2, 12)])  # one batch
+        ids = await stream_ids(r10)
+        assert_changes(await client.events(10), ids[2:])
+        # Heartbeats and status events take the same path.
+        hub.broadcast(None, b": ping\n\n")
+        assert (await client.next()).is_comment
+
+
+async def test_a_stalled_client_written_directly_is_dropped_by_its_unsent_bytes(
+    r10: Redis,
+) -> None:
+    """httptools, and a queue long enough never to fill: what drops the stalled client is its
+    connection's unsent bytes passing the limit (the hub aborts that connection)."""
+    app = app_for(webhook_max_bytes=4 * 1024 * 1024)
+    app.state.service.hub.queue_size = 100_000
+    app.state.service.hub.max_buffered_bytes = 64 * 1024
+    await stall_one_client_until_dropped(app, r10, http="httptools")
 
 
 # (i) -----------------------------------------------------------------------------------------
