@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
@@ -21,7 +22,7 @@ from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import FileResponse, Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import Receive, Scope, Send
@@ -52,12 +53,29 @@ PAGES = {
 }
 
 
+# What the pages share (the header and navigation, the range picker, the error box) is written
+# once in static/partials/ and put in place of `<!--#include NAME-->` when a page is served.
+INCLUDE = re.compile(r"^<!--#include ([\w.-]+)-->\n", re.MULTILINE)
+
+
+def render_page(name: str) -> str | None:
+    """A page of static/ with its includes in place; None when the page is missing."""
+    path = STATIC_DIR / name
+    if not path.is_file():
+        return None
+
+    def include(match: re.Match[str]) -> str:
+        return (STATIC_DIR / "partials" / match[1]).read_text(encoding="utf-8")
+
+    return INCLUDE.sub(include, path.read_text(encoding="utf-8"))
+
+
 def _page(name: str) -> Any:
     async def page(request: Request) -> Response:
-        path = STATIC_DIR / name
-        if not path.is_file():
+        html = render_page(name)  # read on each visit, as a file would be: edits show at once
+        if html is None:
             return Response(f"{name} is missing from {STATIC_DIR}", status_code=404)
-        return FileResponse(path, headers={"Cache-Control": "no-cache"})
+        return HTMLResponse(html, headers={"Cache-Control": "no-cache"})
 
     return page
 

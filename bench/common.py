@@ -105,9 +105,12 @@ class ServerProcess:
     def log_text(self) -> str:
         return self.log_path.read_text("utf-8", "replace")[-4000:]
 
-    def start(self) -> ServerProcess:
+    def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "bench.serve_target", "--kind", self.kind]
-        cmd += ["--port", str(self.port), *self.extra_args]
+        return [*cmd, "--port", str(self.port), *self.extra_args]
+
+    def start(self) -> ServerProcess:
+        cmd = self.command()
         with open(self.log_path, "wb") as log:  # the child keeps its own copy of the handle
             self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + self.ready_timeout_s

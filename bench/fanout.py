@@ -22,27 +22,23 @@ import random
 import re
 import resource
 import signal
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
-import httpx
 import orjson
 import redis
 
 from bench.common import (
-    ROOT,
     TIMEZONE,
     TOKEN,
     WS,
     Entry,
+    ServerProcess,
     entry_body,
-    free_port,
     make_entry,
     make_team,
     own_cpu_s,
@@ -159,17 +155,12 @@ def serve(kind: str, port: int) -> None:
     )
 
 
-class Server:
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
-        self.port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.log = tempfile.TemporaryFile()  # noqa: SIM115 (lives as long as the server)
+class Server(ServerProcess):
+    """`python -m bench.fanout --serve KIND --port P`: the same life as the ingest servers."""
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+    def command(self) -> list[str]:
+        cmd = [sys.executable, "-m", "bench.fanout", "--serve", self.kind]
+        return [*cmd, "--port", str(self.port)]
 
     def rss_kib(self) -> int:
         with open(f"/proc/{self.pid}/status", encoding="ascii") as handle:
@@ -178,38 +169,9 @@ class Server:
                     return int(line.split()[1])
         raise RuntimeError("no VmRSS")
 
-    async def start(self) -> Server:
-        cmd = [sys.executable, "-m", "bench.fanout", "--serve", self.kind, "--port", str(self.port)]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 20
-        async with httpx.AsyncClient(timeout=1.0) as client:
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    break
-                with contextlib.suppress(httpx.HTTPError):
-                    if (await client.get(f"http://127.0.0.1:{self.port}/healthz")).is_success:
-                        return self
-                await asyncio.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.kind} server did not start:\n{self.log_text()}")
-
-    def log_text(self) -> str:
-        self.log.seek(0)
-        return self.log.read().decode("utf-8", "replace")[-3000:]
-
     def terminate(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
 
 
 # The clients --------------------------------------------------------------------------------
@@ -408,7 +370,7 @@ async def measure(kind: str, plan: Plan) -> dict[str, Any]:
         """`limit_s`, or less so that `keep_s` stay for the later phases."""
         return max(0.5, min(limit_s, deadline - keep_s - time.monotonic()))
 
-    server = await Server(kind).start()
+    server = Server(kind).start()
     publisher = Publisher(server.port)
     probes: list[Probe] = []
     try:

@@ -16,7 +16,7 @@ import pytest
 import redis
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
 
-from app.main import create_app
+from app.main import PAGES, create_app, render_page
 from tests.browser import (
     ARTIFACTS,
     CHROMIUM,
@@ -462,3 +462,15 @@ def test_weekly_report_groups_by_day_copies_as_text_and_prints_clean(
     screenshot(page, "weekly-print", full_page=True)
     page.emulate_media(media="screen")
     expect(page.locator("nav.nav")).to_be_visible()
+
+
+def test_every_page_is_served_whole_with_its_shared_parts_in_place() -> None:
+    for name in PAGES.values():
+        html = render_page(name)
+        assert html is not None, name
+        assert "<!--#include" not in html, name
+        assert html.rstrip().endswith("</html>"), name
+        assert 'id="conn"' in html, name  # every page says whether it is live
+    for name in ("summary.html", "team.html", "weekly.html"):
+        html = render_page(name) or ""
+        assert 'id="preset"' in html and 'id="problem"' in html and 'data-page="/team"' in html
