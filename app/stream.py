@@ -245,13 +245,7 @@ class ChangeHub:
 
     def broadcast(self, workspace: str | None, payload: bytes) -> None:
         """Send a pre-encoded message (e.g. a `status` event) to every local client."""
-        framed = chunk(payload)
-        for sub in list(self.subscribers):
-            if workspace is None or sub.workspace == workspace:
-                if sub.transport is not None:
-                    self._write(sub, framed)
-                else:
-                    self._offer(sub, payload)
+        self._fan_out(workspace, payload, lambda: chunk(payload))
 
     def dispatch(self, change: Change) -> None:
         self.dispatch_batch(change.workspace, (change,))
@@ -261,19 +255,29 @@ class ChangeHub:
         backfill) costs one slot of the client's queue, not one per change, and the per-client
         cost of a busy moment shrinks as the replies grow."""
         self.versions[workspace] = self.versions.get(workspace, 0) + 1
+        self._fan_out(workspace, changes, lambda: self._frame_batch(changes))
+
+    def _fan_out(
+        self, workspace: str | None, item: Batch | bytes, frame: Callable[[], bytes]
+    ) -> None:
+        """`item` to every client of `workspace` (None: all): queued for one still catching
+        up, or written to a live one's connection as the chunk `frame()` builds, once."""
         framed: bytes | None = None
         for sub in list(self.subscribers):
-            if sub.workspace != workspace:
+            if workspace is not None and sub.workspace != workspace:
                 continue
             if sub.transport is None:
-                self._offer(sub, changes)
+                self._offer(sub, item)
                 continue
             if framed is None:
-                assert self.encode_batch is not None  # set before any stream goes direct
-                body = self.encode_batch(changes)
-                framed = chunk(body) if body else b""
-            if framed:
+                framed = frame()
+            if framed:  # a batch with nothing to show (empty): no chunk, which would end it
                 self._write(sub, framed)
+
+    def _frame_batch(self, changes: Batch) -> bytes:
+        assert self.encode_batch is not None  # set before any stream goes direct
+        body = self.encode_batch(changes)
+        return chunk(body) if body else b""
 
     # History ----------------------------------------------------------------------------
     async def read_since(self, workspace: str, after: StreamId) -> list[Change] | None:
