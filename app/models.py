@@ -47,8 +47,9 @@ def parse_duration_s(value: Any, where: str = "timeInterval.duration") -> int | 
             return int(value)
         match = _ISO_DURATION.match(value)
         if match and value not in ("P", "PT"):
-            d, h, m, s = (match.group(k) for k in "dhms")
-            return int(int(d or 0) * 86400 + int(h or 0) * 3600 + int(m or 0) * 60 + float(s or 0))
+            d, h, m, s = match.groups()
+            seconds = int(float(s)) if s and "." in s else int(s or 0)
+            return int(d or 0) * 86400 + int(h or 0) * 3600 + int(m or 0) * 60 + seconds
     raise PayloadError(f"{where} must be an ISO-8601 duration such as 'PT1H30M', got {value!r}")
 
 
@@ -76,6 +77,8 @@ def parse_instant(value: Any, where: str) -> datetime | None:
 def format_instant(moment: datetime) -> str:
     # Not strftime("%Y..."): glibc writes year 500 as "500", which fromisoformat cannot read
     # back, so one stored state before the year 1000 broke every read that parses it.
+    if moment.tzinfo is UTC and not moment.microsecond:  # as parse_instant leaves it
+        return moment.isoformat()[:-6] + "Z"  # "...+00:00" -> "...Z"
     return moment.astimezone(UTC).replace(microsecond=0, tzinfo=None).isoformat() + "Z"
 
 

@@ -17,12 +17,14 @@ class TokenVerifier:
     def __bool__(self) -> bool:
         return bool(self._tokens)
 
-    def match(self, header: str | None) -> WebhookToken | None:
+    def match(self, header: str | bytes | None) -> WebhookToken | None:
         """The configured token equal to `header`, or None. Every token is compared, so the
         time taken does not tell which (or whether a prefix) matched."""
         if not header:
             return None
-        candidate = header.strip().encode("utf-8", "replace")
+        if isinstance(header, str):
+            header = header.encode("utf-8", "replace")
+        candidate = header.strip()
         found: WebhookToken | None = None
         for secret, token in self._tokens:
             if hmac.compare_digest(secret, candidate):

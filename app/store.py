@@ -6,6 +6,7 @@ they sum the per-day total hashes of the range and add running timers' elapsed t
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import time
@@ -18,11 +19,14 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from app import keys
 from app.models import Named, TimeEntry, parse_instant
+from app.pipe import ScriptPipe
 
 Clock = Callable[[], datetime]
+STORE_DEADLINE_S = 5.0  # the longest a write waits for Redis
 NAME_RESEND_S = 60.0  # an unchanged name is written again at most once a minute per process
 KINDS = ("create", "update", "delete", "restore", "sync")
 GROUPS = {
@@ -130,8 +134,10 @@ class TotalsStore:
         week_start_index: int = 0,
         stream_maxlen: int = 10_000,
         clock: Clock = utc_now,
+        pipe: ScriptPipe | None = None,
     ) -> None:
         self.redis = redis
+        self.pipe = pipe  # the hot path's pipelined connection; None: through redis-py
         self.zone = zone
         self.week_start_index = week_start_index
         self.stream_maxlen = stream_maxlen
@@ -164,7 +170,10 @@ class TotalsStore:
                 return named.client_id
         cache_key = (entry.workspace_id, entry.project_id)
         if cache_key not in self._project_clients:
-            raw = await self.redis.hget(keys.names(entry.workspace_id, "project"), entry.project_id)
+            async with asyncio.timeout(STORE_DEADLINE_S):
+                raw = await self.redis.hget(
+                    keys.names(entry.workspace_id, "project"), entry.project_id
+                )
             record = orjson.loads(raw) if raw else {}
             self._project_clients[cache_key] = record.get("clientId")
         return self._project_clients[cache_key]
@@ -228,15 +237,16 @@ class TotalsStore:
                 continue
             name_args += [named.kind, named.id, record]
             fresh.append((cache_key, record))
-        outcome, stream_id = await self._apply(
-            keys=[
+        outcome, stream_id = await self._script(
+            self._apply,
+            [
                 keys.entry_meta(ws),
                 keys.entry_states(ws),
                 keys.entry_contributions(ws),
                 keys.running(ws),
                 keys.changes(ws),
             ],
-            args=[
+            [
                 keys.workspace_prefix(ws),
                 entry_id,
                 kind,
@@ -258,6 +268,15 @@ class TotalsStore:
         sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
         text = outcome.decode() if isinstance(outcome, bytes) else outcome
         return ApplyResult(text, sid or None)
+
+    async def _script(self, script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
+        # A Redis that stops answering fails the write (the webhook answers 503) rather than
+        # hanging it: the pipe drops a connection silent for STORE_DEADLINE_S; redis-py calls
+        # get a deadline of their own.
+        if self.pipe is not None:
+            return await self.pipe.evalsha(script, keys, args)
+        async with asyncio.timeout(STORE_DEADLINE_S):
+            return await script(keys=keys, args=args)
 
     @staticmethod
     def _display(entry: TimeEntry, client_id: str | None) -> bytes:
@@ -282,7 +301,7 @@ class TotalsStore:
                 self._project_clients[(ws, named.id)] = named.client_id
         if len(args) == 2:
             return ApplyResult("unchanged", None)
-        changed, stream_id = await self._names(keys=[keys.changes(ws)], args=args)
+        changed, stream_id = await self._script(self._names, [keys.changes(ws)], args)
         sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
         return ApplyResult("names" if changed else "unchanged", sid or None)
 

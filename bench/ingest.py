@@ -178,10 +178,15 @@ async def measure(
     lag = max(4 * concurrency, 64)
     floor = Measured("floor", [], 0.0, 0.0)
     clockwall = Measured("clockwall", [], 0.0, 0.0)
+    piped = Measured("floor-pipe", [], 0.0, 0.0)
     applied: list[tuple[list[Op], LoadResult]] = []
-    with ServerProcess("floor") as floor_server, ServerProcess("clockwall") as cw_server:
-        servers = {"floor": floor_server, "clockwall": cw_server}
-        targets = {"floor": floor, "clockwall": clockwall}
+    with (
+        ServerProcess("floor") as floor_server,
+        ServerProcess("clockwall") as cw_server,
+        ServerProcess("floor-pipe") as piped_server,
+    ):
+        servers = {"floor": floor_server, "clockwall": cw_server, "floor-pipe": piped_server}
+        targets = {"floor": floor, "clockwall": clockwall, "floor-pipe": piped}
         warm = make_ops(rng, team, warmup, 0xFFFFFF, FEBRUARY, lag)
         warm_ok = {}
         for kind, server in servers.items():
@@ -190,8 +195,10 @@ async def measure(
             warm_ok[kind] = len(warmed.ok)
         for n in range(rounds):
             ops = make_ops(rng, team, requests, n + 1, MARCH, lag)
-            # ABBA order across rounds, so a drift of the shared machine hits both alike.
+            # ABBA order across rounds, so a drift of the shared machine hits both alike
+            # (the reference floor last, then first).
             order = ("floor", "clockwall") if n % 2 == 0 else ("clockwall", "floor")
+            order = (*order, "floor-pipe") if n % 2 == 0 else ("floor-pipe", *order)
             for kind in order:
                 result = await _measure_one(
                     servers[kind], ops, concurrency, seconds, client, targets[kind]
@@ -207,8 +214,10 @@ async def measure(
         check = check_totals(cw_server, applied)
     counter = redis.Redis.from_url(REDIS_URL)
     floor_count = int(counter.hget(FLOOR_KEY, "n") or 0)
+    piped_count = int(counter.hget(FLOOR_KEY, "p") or 0)
     counter.close()
     floor_ok = sum(len(r.ok) for r in floor.results) + warm_ok["floor"]
+    piped_ok = sum(len(r.ok) for r in piped.results) + warm_ok["floor-pipe"]
     if verbose:
         print()
         print(
@@ -217,7 +226,7 @@ async def measure(
         head = ("kind", "req/s", "p50 ms", "p95 ms", "p99 ms", "srv CPU us/req")
         head += ("Redis CPU us/req", "client CPU us/req", "statuses")
         print("  ".join(f"{h:>17s}" for h in head))
-        for m in (floor, clockwall):
+        for m in (floor, clockwall, piped):
             cells = (
                 m.kind,
                 f"{m.throughput:,.0f}",
@@ -232,7 +241,8 @@ async def measure(
             print("  ".join(f"{c:>17s}" for c in cells))
         print(
             f"\nfloor counter: {floor_count} increments for {floor_ok} accepted requests "
-            f"-> {'OK' if floor_count == floor_ok else 'MISMATCH'}"
+            f"-> {'OK' if floor_count == floor_ok else 'MISMATCH'}; floor-pipe: {piped_count} "
+            f"for {piped_ok} -> {'OK' if piped_count == piped_ok else 'MISMATCH'}"
         )
         print(
             f"clockwall March stopped seconds: expected {check['expected_s']}, summary "
@@ -252,6 +262,13 @@ async def measure(
             1e6 / clockwall.per_request_us(clockwall.server_cpu_s),
             1e6 / floor.per_request_us(floor.server_cpu_s),
             ">= 0.8",
+            "req/s",
+        ),
+        row(
+            "reference: clockwall / floor whose EVALSHA uses clockwall's pipe",
+            clockwall.throughput,
+            piped.throughput,
+            "",
             "req/s",
         ),
         row("ingest p50 latency", clockwall.latency_ms(50), floor.latency_ms(50), "", "ms"),

@@ -1,7 +1,9 @@
 """The server under test, run by bench.common.ServerProcess in its own interpreter:
 `--kind clockwall` is the real app on Redis database 13; `--kind floor` is the least any
 webhook receiver must do (read the body, one EVALSHA, a small JSON answer), the floor to
-compare with. Both run under uvicorn with one worker, the same loop and no access log.
+compare with; `--kind floor-pipe` is that floor with its EVALSHA sent over clockwall's
+pipelined connection (app/pipe.py) instead of redis-py, for reference. All run under uvicorn
+with one worker, the same loop and no access log.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from starlette.routing import Route
 
 from app.config import Secret, Settings, WebhookToken
 from app.main import create_app
+from app.pipe import ScriptPipe
 from app.runtime import tune_gc
 from bench.common import REDIS_URL, TIMEZONE, TOKEN, WS
 
@@ -37,13 +40,20 @@ def open_redis() -> Redis:
     )
 
 
-def build_floor() -> Starlette:
+def build_floor(piped: bool = False) -> Starlette:
+    """The floor; `piped`: its EVALSHA goes over clockwall's pipelined connection instead of
+    redis-py (a reference row: what is left of clockwall's cost once both share that)."""
     client = open_redis()
     script = client.register_script(FLOOR_SCRIPT)
+    pipe = ScriptPipe.for_client(client) if piped else None
+    field = "p" if piped else "n"
 
     async def webhook(request: Request) -> Response:
         body = await request.body()
-        count = await script(keys=[FLOOR_KEY], args=["n"])
+        if pipe is not None:
+            count = await pipe.evalsha(script, [FLOOR_KEY], [field])
+        else:
+            count = await script(keys=[FLOOR_KEY], args=[field])
         return Response(
             orjson.dumps({"outcome": "ok", "n": count, "bytes": len(body)}),
             media_type="application/json",
@@ -57,6 +67,8 @@ def build_floor() -> Starlette:
         try:
             yield
         finally:
+            if pipe is not None:
+                await pipe.aclose()
             await client.aclose()
 
     return Starlette(
@@ -83,11 +95,14 @@ def build_clockwall(now: str | None) -> Starlette:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--kind", choices=("clockwall", "floor"), required=True)
+    parser.add_argument("--kind", choices=("clockwall", "floor", "floor-pipe"), required=True)
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--now", help="fixed clock for clockwall, e.g. 2024-03-28T15:00:00+00:00")
     args = parser.parse_args()
-    app = build_floor() if args.kind == "floor" else build_clockwall(args.now)
+    if args.kind == "clockwall":
+        app = build_clockwall(args.now)
+    else:
+        app = build_floor(piped=args.kind == "floor-pipe")
     tune_gc()  # as `clockwall serve` does (both kinds: it is process set-up)
     uvicorn.run(
         app,

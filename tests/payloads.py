@@ -422,9 +422,33 @@ def new_tag(tag: Tag, *, name: str | None = None, ws: str = WS) -> dict[str, Any
     return {"id": tag.id, "name": name or tag.name, "workspaceId": ws, "archived": False}
 
 
+class AppClient(httpx.AsyncClient):
+    """An in-process client for an app from `create_app` (no lifespan, no sockets) that, when
+    closed, also closes what the app opened on its own: the store's pipelined connection."""
+
+    def __init__(self, app: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("base_url", "http://test")
+        super().__init__(transport=httpx.ASGITransport(app=app), **kwargs)
+        self.app = app
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await super().__aexit__(*exc_info)
+        await close_app(self.app)
+
+    async def aclose(self) -> None:
+        await super().aclose()
+        await close_app(self.app)
+
+
+async def close_app(app: Any) -> None:
+    """What the lifespan would close at shutdown, for apps tested without one."""
+    pipe = app.state.service.pipe
+    if pipe is not None:
+        await pipe.aclose()
+
+
 def client_for(app: Any) -> httpx.AsyncClient:
-    """An in-process client for an app from `create_app` (no lifespan, no sockets)."""
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")
+    return AppClient(app)
 
 
 async def post_webhook(

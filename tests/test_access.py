@@ -13,6 +13,7 @@ from app.config import Secret
 from app.main import create_app
 from app.share import ShareLinkError, ShareScope, sign_scope, verify_token
 from tests.conftest import WS, FixedClock, make_settings
+from tests.payloads import client_for
 
 SECRET = "s3cret-signing-key-for-tests-only"
 DASH = "dash-token-0123456789"
@@ -52,10 +53,6 @@ async def post(client: httpx.AsyncClient, body: dict, event: str = "NEW_TIME_ENT
         headers={"clockify-signature": TOKEN, "clockify-webhook-event-type": event},
     )
     assert response.status_code == 200, response.text
-
-
-def client_for(app: object) -> httpx.AsyncClient:
-    return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://test")  # type: ignore[arg-type]
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-import httpx
 import orjson
 import pytest
 from hypothesis import example, given, settings
@@ -39,6 +38,7 @@ from tests.payloads import (
     ONSITE,
     URGENT,
     WEBSITE,
+    AppClient,
     entry_2022,
     entry_2024,
     new_client,
@@ -228,9 +228,7 @@ class Rig:
         self.run(self.server.start())
         url = self.server.url(5)
         self.app = create_app(make_settings(redis_url=url))
-        self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app), base_url="http://test", timeout=10
-        )
+        self.client = AppClient(self.app, timeout=10)
         self.redis = Redis.from_url(url)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:

@@ -39,6 +39,7 @@ from app.simulator import (
 )
 from app.store import TotalsStore
 from tests.conftest import redis_url
+from tests.payloads import AppClient
 from tests.simulator_server import run_simulator
 
 DB = 8
@@ -347,8 +348,7 @@ async def test_dropped_webhooks_for_a_day_are_healed_by_reconcile(redis8: Redis)
         )
         app = create_app(settings, redis=redis8, clock=rig.now)
         rig.store = app.state.service.store
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport) as hook_http:
+        async with AppClient(app) as hook_http:
             sender = WebhookSender(hook_http, rng=random.Random(5), drop_probability=0.3)
             poller = rig.poller(mode="hybrid")
             await poller.run_once()  # discover, names, timers, changes and the week's backfill
@@ -396,7 +396,7 @@ async def test_webhooks_and_polling_with_duplicates_and_reordering(redis8: Redis
         )
         app = create_app(settings, redis=redis8, clock=rig.now)
         rig.store = app.state.service.store
-        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as hook_http:
+        async with AppClient(app) as hook_http:
             sender = WebhookSender(hook_http, rng=random.Random(6), reorder="shuffle")
             poller = rig.poller(mode="hybrid")
             team = Team(rig.sim, seed=9, edits=True)

@@ -19,7 +19,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from app import keys
 from app.main import create_app
 from tests.conftest import WS, FixedClock, make_settings
-from tests.payloads import client_for, entry_2024, post_webhook, rate
+from tests.payloads import client_for, close_app, entry_2024, post_webhook, rate
 
 PASSWORD = "hunter2-redis-password"
 E1 = "65f0f0f0f0f0f0f0f0f0f0e1"
@@ -165,4 +165,5 @@ async def test_outage_answers_503_then_the_same_delivery_counts_once(
             assert summary.json()["totalSeconds"] == 5400
             assert summary.json()["billableAmount"] == 157.5
     finally:
+        await close_app(app)
         await service.redis.aclose()
