@@ -18,6 +18,8 @@ import httpx
 import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import ConnectionPool, Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -86,14 +88,16 @@ def open_redis(settings: Settings) -> Redis:
     """The real Redis when REDIS_URL is set, else an in-process emulation (fakeredis + Lua)."""
     if settings.redis_url:
         # No per-command socket timeout (it costs a task or a timer per command): each
-        # webhook and API answer has one deadline of its own, and a dead connection shows up
-        # as a reset, which redis-py retries on a fresh one. A large pool, so a burst of
-        # deliveries never fails for want of a connection.
+        # webhook and API answer has one deadline of its own. A pooled connection that died
+        # (Redis restarted) shows up as a reset: the command is retried on a fresh connection,
+        # so the first reads after an outage don't fail once per dead connection in the pool.
+        # A large pool, so a burst of requests never fails for want of a connection.
         pool = ConnectionPool.from_url(
             settings.redis_url,
             max_connections=1000,
             socket_connect_timeout=2,
             socket_keepalive=True,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
         )
         return Redis.from_pool(pool)  # closing the client closes the pool too
     import fakeredis

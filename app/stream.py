@@ -157,7 +157,8 @@ class ChangeHub:
         on_drop: Callable[[], None] | None = None,
         on_lag: Callable[[float], None] | None = None,
         heartbeat_s: float = 15.0,
-        coalesce_s: float = 0.025,
+        coalesce_s: float = 0.015,
+        write_share: float = 0.5,
         max_buffered_bytes: int = 1024 * 1024,
     ) -> None:
         self.redis = redis
@@ -165,8 +166,11 @@ class ChangeHub:
         self.max_buffered_bytes = max_buffered_bytes
         # The SSE bytes of a batch for directly written clients (set by the events endpoint).
         self.encode_batch: Callable[[Batch], bytes] | None = None
+        # Batches of changes are written at most every `coalesce_s`, and never so often that
+        # writing them takes more than `write_share` of the process's time (see run()).
         self.coalesce_s = coalesce_s
-        self._last_dispatch = 0.0
+        self.write_share = write_share
+        self._next_read = 0.0
         self.workspaces = workspaces
         self.queue_size = queue_size
         # An XREAD BLOCK must return before the client's socket timeout fires, or every quiet
@@ -376,10 +380,13 @@ class ChangeHub:
                     for ws in self.workspaces:
                         newest = await self.redis.xrevrange(keys.changes(ws), count=1)
                         self.last_ids[keys.changes(ws)] = _text(newest[0][0]) if newest else "0-0"
-                # Under load, gather what arrives within `coalesce_s` of the last dispatch into
-                # one batch: each client then gets one write per batch instead of one per
-                # change, which is what keeps 1,000 screens cheap at hundreds of changes/s.
-                wait_s = self._last_dispatch + self.coalesce_s - time.monotonic()
+                # Under load, what arrives between two reads goes out as one batch: each client
+                # gets one write per batch instead of one per change, which is what keeps 1,000
+                # screens cheap at hundreds of changes/s. Reads are `coalesce_s` apart, or more
+                # when writing a batch to every client is slow (many clients): a pass that took
+                # 13 ms with write_share 0.5 spaces reads 26 ms apart, so the writes never take
+                # the whole process. A change after a quiet spell goes out at once.
+                wait_s = self._next_read - time.monotonic()
                 if wait_s > 0:
                     await asyncio.sleep(wait_s)
                 streams: Any = self.last_ids
@@ -410,8 +417,17 @@ class ChangeHub:
                     continue
                 if self.on_lag:
                     self.on_lag(max(0.0, time.time() - batch[-1].id[0] / 1000))
+                started = time.monotonic()
                 self.dispatch_batch(workspace, tuple(batch))
-                self._last_dispatch = time.monotonic()
+                spent = time.monotonic() - started
+                self._next_read = next_read_at(started, spent, self.coalesce_s, self.write_share)
+
+
+def next_read_at(started: float, spent: float, coalesce_s: float, write_share: float) -> float:
+    """When the hub reads the change stream again after a dispatch that began at `started`
+    and took `spent` seconds: at least `coalesce_s` later, and late enough that dispatching
+    takes at most `write_share` of the time."""
+    return started + max(coalesce_s, spent / write_share)
 
 
 def _text(raw: Any) -> str:

@@ -4,6 +4,7 @@ leaking the URL or password, and once Redis is back the same delivery counts exa
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import socket
 import subprocess
@@ -164,6 +165,37 @@ async def test_outage_answers_503_then_the_same_delivery_counts_once(
             # 1h30m at 105.00 EUR = 157.50 EUR, counted once.
             assert summary.json()["totalSeconds"] == 5400
             assert summary.json()["billableAmount"] == 157.5
+    finally:
+        await close_app(app)
+        await service.redis.aclose()
+
+
+async def test_reads_after_a_restart_do_not_trip_over_dead_pooled_connections(
+    server: RedisServer, clock: FixedClock
+) -> None:
+    """Every connection the pool held died with Redis; the first reads once it is back must
+    still answer (each is retried on a fresh connection), not fail once per dead one."""
+    settings = make_settings(redis_url=f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0")
+    app = create_app(settings, clock=clock)
+    service = app.state.service
+    params = {"groupBy": "PROJECT", **WEEK}
+    try:
+        async with client_for(app) as client:
+            answers = await asyncio.gather(
+                *(client.get("/api/summary", params=params) for _ in range(20))
+            )
+            assert {a.status_code for a in answers} == {200}
+            pooled = len(service.redis.connection_pool._available_connections)
+            assert pooled > 1
+
+            server.stop()
+            server.start()
+            for _ in range(pooled + 5):
+                response = await client.get("/api/summary", params=params)
+                assert response.status_code == 200, response.text
+            delivery = entry_2024(E1, "2026-03-24T08:00:00Z", "2026-03-24T09:00:00Z")
+            response = await post_webhook(client, "NEW_TIME_ENTRY", delivery)
+            assert response.status_code == 200, response.text
     finally:
         await close_app(app)
         await service.redis.aclose()

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.main import create_app
+from app.stream import next_read_at
 from tests.conftest import TOKEN, WS, make_settings, redis_url
 from tests.sse_client import WAIT_S, AppServer, SSEClient, SSEMessage, stalled_connection
 
@@ -350,3 +351,12 @@ async def test_a_webhook_into_one_process_reaches_clients_of_another(r10: Redis)
         await opening(client)
         posted = await post_entries(first, 0, 3)
         assert_changes(await client.events(3), posted)
+
+
+def test_reads_are_spaced_by_the_window_or_by_what_writing_costs() -> None:
+    # Few screens: a pass costs little, so batches go out every coalesce_s.
+    assert next_read_at(100.0, 0.001, 0.015, 0.5) == pytest.approx(100.015)
+    # 1,000 screens at ~13 ms a pass: reads 26 ms apart, writing takes half the process.
+    assert next_read_at(100.0, 0.013, 0.015, 0.5) == pytest.approx(100.026)
+    # 10,000 screens: the window grows with the pass, so writes never take it all.
+    assert next_read_at(100.0, 0.130, 0.015, 0.5) == pytest.approx(100.260)
