@@ -24,6 +24,7 @@ from starlette.routing import Route
 
 from app.config import Secret, Settings, WebhookToken
 from app.main import create_app
+from app.main import open_redis as app_open_redis
 from app.pipe import ScriptPipe
 from app.runtime import tune_gc
 from bench.common import REDIS_URL, TIMEZONE, TOKEN, WS
@@ -34,10 +35,9 @@ FLOOR_KEY = "bench:floor"
 
 
 def open_redis() -> Redis:
-    # The same client options as app.main.open_redis, so the floor pays the same per call.
-    return Redis.from_url(
-        REDIS_URL, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15
-    )
+    # The client clockwall itself opens (app.main.open_redis), so the floor pays the same per
+    # redis-py call.
+    return app_open_redis(Settings(redis_url=REDIS_URL))
 
 
 def build_floor(piped: bool = False) -> Starlette:

@@ -135,8 +135,18 @@ class RedisProcess:
                 raise
         self.proc = None
 
+    def pause(self) -> None:
+        """SIGSTOP: Redis takes connections' bytes into its socket buffers and answers nothing."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGCONT)
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)  # a paused one dies only once it runs
             self.proc.kill()
             self.proc.wait(5)
         self.proc = None
