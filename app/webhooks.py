@@ -13,11 +13,9 @@ from typing import Any
 
 import orjson
 from redis.exceptions import RedisError
-from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from app.config import Settings
-from app.errors import error_response, json_response
 from app.metrics import Metrics
 from app.models import (
     Named,
@@ -98,7 +96,7 @@ class WebhookEndpoint:
                 declared = declared if declared is not None else value
         started = False
 
-        async def respond(response: Response) -> None:
+        async def respond(response: Answer) -> None:
             nonlocal started
             started = True
             await response(scope, receive, send)
@@ -108,7 +106,7 @@ class WebhookEndpoint:
         except Exception:
             log.exception("webhook delivery failed")
             if not started:
-                await error_response(
+                await _error(
                     500, "clockwall failed on this delivery", "resend it; the log says why"
                 )(scope, receive, send)
 
@@ -118,7 +116,7 @@ class WebhookEndpoint:
         signature: bytes | None,
         declared: bytes | None,
         receive: Receive,
-    ) -> Response:
+    ) -> Answer:
         event = (event_header or b"").decode("latin-1").strip().upper()
         if not event or len(event) > 64 or not set(event) <= _EVENT_CHARS:
             event_label = "invalid"
@@ -134,7 +132,7 @@ class WebhookEndpoint:
                     "send the webhook's signing secret in the clockify-signature header; "
                     "add it to CLOCKIFY_WEBHOOK_TOKENS (run `clockwall setup` to list them)"
                 )
-            return error_response(401, "missing or unknown webhook token", hint)
+            return _error(401, "missing or unknown webhook token", hint)
 
         limit = self.settings.webhook_max_bytes
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -145,7 +143,7 @@ class WebhookEndpoint:
             message = await receive()
             if message["type"] != "http.request":  # http.disconnect
                 self._count(event_label, "rejected:disconnect")
-                return error_response(400, "the client went away mid-body", "resend the delivery")
+                return _error(400, "the client went away mid-body", "resend the delivery")
             body += message.get("body", b"")
             if len(body) > limit:
                 self._count(event_label, "rejected:size")
@@ -155,7 +153,7 @@ class WebhookEndpoint:
 
         if event_label == "invalid":
             self._count(event_label, "rejected:event")
-            return error_response(
+            return _error(
                 400,
                 "missing or malformed clockify-webhook-event-type header",
                 "Clockify sends the event name (e.g. TIMER_STOPPED) in that header",
@@ -164,9 +162,7 @@ class WebhookEndpoint:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             self._count(event, "rejected:json")
-            return error_response(
-                400, f"the body is not valid JSON ({exc.msg})", "send the entity as JSON"
-            )
+            return _error(400, f"the body is not valid JSON ({exc.msg})", "send the entity as JSON")
 
         try:
             # A Redis that stops answering fails the write within the store's deadline
@@ -177,27 +173,27 @@ class WebhookEndpoint:
                 return await self._names(event, payload, token.workspace_id)
         except PayloadError as exc:
             self._count(event, "rejected:payload")
-            return error_response(
+            return _error(
                 400,
                 f"malformed {event} body: {exc}",
                 "send the entity exactly as Clockify does (see clockify-facts.md section 3)",
             )
         except WorkspaceError as exc:
             self._count(event, "rejected:workspace")
-            return error_response(403, str(exc), exc.hint)
+            return _error(403, str(exc), exc.hint)
         except (RedisError, TimeoutError) as exc:
             self._count(event, "unavailable")
             log.warning("store unavailable while applying %s: %s", event, type(exc).__name__)
             if self.on_store_error:
                 self.on_store_error(exc)
-            return error_response(
+            return _error(
                 503,
                 "the store (Redis) is unavailable, nothing was recorded",
                 "resend this delivery once Redis is back; /readyz shows the store's state",
                 headers={"Retry-After": "5"},
             )
         self._count(event, "ignored")
-        return json_response({"outcome": "ignored", "event": event})
+        return Answer({"outcome": "ignored", "event": event})
 
     def _workspace(self, claimed: str | None, bound: str | None) -> str:
         configured = self.settings.workspace_ids
@@ -216,7 +212,7 @@ class WebhookEndpoint:
             )
         return ws
 
-    async def _entries(self, event: str, payload: Any, bound: str | None) -> Response:
+    async def _entries(self, event: str, payload: Any, bound: str | None) -> Answer:
         items = payload if isinstance(payload, list) else [payload]
         if not items or len(items) > 1000:
             raise PayloadError("the body must be a time entry (or a list of 1 to 1000)")
@@ -246,10 +242,10 @@ class WebhookEndpoint:
         for result in results:
             self._count(event, "accepted" if result.changed else result.outcome)
         if len(results) == 1:
-            return json_response({"outcome": results[0].outcome, "changeId": results[0].stream_id})
-        return json_response({"outcomes": [r.outcome for r in results]})
+            return Answer({"outcome": results[0].outcome, "changeId": results[0].stream_id})
+        return Answer({"outcomes": [r.outcome for r in results]})
 
-    async def _names(self, event: str, payload: Any, bound: str | None) -> Response:
+    async def _names(self, event: str, payload: Any, bound: str | None) -> Answer:
         kind = NAME_EVENTS[event]
         named = parse_named(kind, payload, "body")
         if named is None:
@@ -282,7 +278,35 @@ class WebhookEndpoint:
             if result.changed:
                 outcome = "names"
         self._count(event, "accepted" if outcome == "names" else "duplicate")
-        return json_response({"outcome": outcome})
+        return Answer({"outcome": outcome})
+
+
+class Answer:
+    """A JSON answer sent as two plain ASGI messages (what Starlette's Response sends, less its
+    general machinery): the same body and headers as app.errors' json_response."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(
+        self, data: object, status: int = 200, headers: dict[str, str] | None = None
+    ) -> None:
+        self.body = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
+        self.status = status
+        self.headers = [
+            (b"content-length", str(len(self.body)).encode()),
+            (b"content-type", b"application/json"),
+        ]
+        for name, value in (headers or {}).items():
+            self.headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body})
+
+
+def _error(status: int, error: str, hint: str, headers: dict[str, str] | None = None) -> Answer:
+    """What went wrong and what to do, as app.errors.error_response words it."""
+    return Answer({"error": error, "hint": hint}, status, headers)
 
 
 class WorkspaceError(Exception):
@@ -291,8 +315,8 @@ class WorkspaceError(Exception):
         self.hint = hint
 
 
-def _too_large(limit: int) -> Response:
-    return error_response(
+def _too_large(limit: int) -> Answer:
+    return _error(
         413,
         f"the body is larger than {limit} bytes",
         "raise CLOCKWALL_WEBHOOK_MAX_BYTES if Clockify really sends bodies this large",
