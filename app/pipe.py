@@ -223,6 +223,9 @@ class ScriptPipe:
         except TimeoutError:
             conn.abort(ConnectionError("set-up timed out"))
             raise ConnectionError(f"Redis at {where} did not answer the set-up") from None
+        except BaseException:  # cancelled mid set-up: the half-made connection is not kept
+            conn.abort(ConnectionError("set-up was cancelled"))
+            raise
         return conn
 
     async def aclose(self) -> None:

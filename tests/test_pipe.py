@@ -172,3 +172,33 @@ async def test_for_client_follows_the_client_or_declines() -> None:
     assert unix is not None and (unix.path, unix.db) == ("/run/redis.sock", 2)
     assert ScriptPipe.for_client(Redis.from_url("rediss://10.0.0.5:6380/0")) is None
     assert ScriptPipe.for_client(fakeredis.FakeAsyncRedis()) is None
+
+
+async def test_a_caller_cancelled_during_set_up_leaves_no_half_open_connection() -> None:
+    connected = asyncio.Event()
+    seen: list[bytes] = []
+    closed = asyncio.Event()
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        connected.set()
+        seen.append(await reader.readuntil(b"SELECT\r\n$1\r\n1\r\n"))  # never answered
+        seen.append(await reader.read())  # b"" once the pipe lets the connection go
+        closed.set()
+        writer.close()
+
+    server = await asyncio.start_server(silent, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pipe = ScriptPipe("127.0.0.1", port, db=1)
+    try:
+        opening = asyncio.ensure_future(pipe.call("PING"))
+        await connected.wait()
+        opening.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await opening
+        assert pipe._conn is None
+        await asyncio.wait_for(closed.wait(), 5)
+        assert seen[-1] == b""
+    finally:
+        await pipe.aclose()
+        server.close()
+        await server.wait_closed()
