@@ -46,9 +46,12 @@ class HubEventSourceResponse:
 
     sse-starlette's EventSourceResponse runs five tasks per client (the stream, a ping timer, a
     shutdown listener, a disconnect listener and a supervisor) and a lock. Here the ChangeHub
-    does heartbeats and shutdown for all clients at once, so each client costs its handler and
-    one disconnect watcher, and a four-slot object: what lets one process hold ten thousand
-    idle screens (bench/fanout.py). HEAD never gets here (EventsEndpoint answers it)."""
+    does heartbeats and shutdown for all clients at once, so each client costs its handler, a
+    three-slot object and, only where the hub cannot see the connection (h11, other servers,
+    share-scoped streams), a disconnect watcher. Where it can, the hub notices a closed
+    connection on its next write or heartbeat (ChangeHub.sweep), which spares every screen a
+    task (1.5 KiB): what lets one process hold ten thousand idle screens (bench/fanout.py).
+    HEAD never gets here (EventsEndpoint answers it)."""
 
     __slots__ = ("body_iterator", "on_disconnect", "sub")
 
@@ -63,18 +66,21 @@ class HubEventSourceResponse:
         self.sub = sub
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        watcher = asyncio.create_task(self._watch_disconnect(receive))
+        watcher: asyncio.Task[None] | None = None
         try:
             await send({"type": "http.response.start", "status": 200, "headers": _RAW_HEADERS})
             if self.sub is not None:
                 self.sub.writable = writable_transport(scope.get(RAW_SEND_KEY))
+            if self.sub is None or self.sub.writable is None:
+                watcher = asyncio.create_task(self._watch_disconnect(receive))
             async for chunk in self.body_iterator:
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         except OSError:
             pass  # the client went away mid-write; the generator's cleanup has run
         finally:
-            watcher.cancel()
+            if watcher is not None:
+                watcher.cancel()
             close = getattr(self.body_iterator, "aclose", None)
             if close is not None:
                 await close()

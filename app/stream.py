@@ -216,7 +216,7 @@ class ChangeHub:
         if sub.dropped:
             return
         transport = sub.transport
-        if transport.is_closing():  # gone; its disconnect watcher ends the stream
+        if transport.is_closing():  # gone: its stream ends
             self._close(sub)
         elif transport.get_write_buffer_size() > self.max_buffered_bytes:
             self._drop(sub)
@@ -340,7 +340,16 @@ class ChangeHub:
         # client too stalled to take even that is dropped like any other slow one.
         while True:
             await asyncio.sleep(self.heartbeat_s)
+            self.sweep()
             self.broadcast(None, b": ping\n\n")
+
+    def sweep(self) -> None:
+        """End the streams whose connection has closed. Streams the hub may write to have no
+        disconnect watcher of their own (a task each); their closed connections are found here,
+        at each heartbeat, or by the next write."""
+        for sub in list(self.subscribers):
+            if sub.writable is not None and sub.writable.is_closing():
+                self._close(sub)
 
     async def _watch_shutdown(self) -> None:
         # uvicorn waits for open responses before it runs the lifespan shutdown, so streams

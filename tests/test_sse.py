@@ -20,6 +20,7 @@ from app import keys
 from app.main import create_app
 from app.stream import next_read_at
 from tests.conftest import TOKEN, WS, make_settings, redis_url
+from tests.fault_helpers import wait_until
 from tests.sse_client import WAIT_S, AppServer, SSEClient, SSEMessage, stalled_connection
 
 DB = 10
@@ -360,3 +361,55 @@ def test_reads_are_spaced_by_the_window_or_by_what_writing_costs() -> None:
     assert next_read_at(100.0, 0.013, 0.015, 0.5) == pytest.approx(100.026)
     # 10,000 screens: the window grows with the pass, so writes never take it all.
     assert next_read_at(100.0, 0.130, 0.015, 0.5) == pytest.approx(100.260)
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+async def test_a_screen_that_goes_away_is_let_go(r10: Redis, http: str) -> None:
+    """Under h11 a watcher task sees the disconnect at once; under httptools the stream has no
+    watcher (a task per screen saved) and the hub's heartbeat finds the closed connection."""
+    app = app_for(heartbeat_s=0.2)
+    hub = app.state.service.hub
+    async with AppServer(app, http=http) as server:
+        client = await SSEClient.connect(server.port)
+        await opening(client)
+        (sub,) = hub.subscribers
+        assert (sub.writable is not None) == (http == "httptools")
+        assert await metric(server, "clockwall_sse_clients") == 1
+        await client.close()
+
+        async def let_go() -> bool:
+            return not hub.subscribers and await metric(server, "clockwall_sse_clients") == 0
+
+        await wait_until(let_go, 5, "the closed stream to be let go")
+        # The others keep streaming.
+        async with await SSEClient.connect(server.port) as other:
+            await opening(other)
+            posted = await post_entries(server, 0, 1)
+            assert_changes(await other.events(1), posted)
+
+
+async def test_the_sweep_ends_streams_whose_connection_closed(r10: Redis) -> None:
+    """A stream the hub may write to but has not switched over yet (its generator is waiting)
+    is ended by the sweep once its connection closes; an open one is kept."""
+    app = app_for()
+    hub = app.state.service.hub
+    async with AppServer(app) as server:
+        gone = await SSEClient.connect(server.port)
+        stays = await SSEClient.connect(server.port)
+        await opening(gone)
+        await opening(stays)
+        subs = {id(s): s for s in hub.subscribers}
+        assert len(subs) == 2 and all(s.writable is not None for s in subs.values())
+        for sub in subs.values():
+            sub.transport = None  # as before the switch: nothing is written to it directly
+        await gone.close()
+
+        async def closing() -> bool:
+            return any(s.writable.is_closing() for s in subs.values())
+
+        await wait_until(closing, 5, "the server to see the closed connection")
+        hub.sweep()
+        assert len(hub.subscribers) == 1
+        (kept,) = hub.subscribers
+        assert not kept.writable.is_closing()
+        await stays.close()
