@@ -12,7 +12,8 @@ Failures look like redis-py's: a refused or lost connection raises `ConnectionEr
 reply `ResponseError`, so callers handle both paths alike. A command in flight when the
 connection drops fails (its script may or may not have run; every apply is idempotent, so the
 sender's retry is safe). A connection with commands unanswered for `stall_s` is dropped and a
-new one opened, so a silently dead peer cannot hold the store hostage.
+new one opened, so a silently dead peer cannot hold the store hostage; one that has been quiet
+for `idle_s` is checked with a PING before it carries a write again.
 
 Plain TCP and Unix-socket Redis take this path; with TLS (`rediss://`) or the embedded
 emulation the store keeps to redis-py (see `ScriptPipe.for_client`).
@@ -38,6 +39,8 @@ from redis.exceptions import (
 
 CONNECT_TIMEOUT_S = 2.0
 STALL_S = 5.0
+IDLE_S = 30.0  # a connection quiet this long is checked with a PING before it is used again
+PING_TIMEOUT_S = 1.0
 
 
 class _Connection(asyncio.Protocol):
@@ -141,12 +144,15 @@ class ScriptPipe:
         username: str | None = None,
         password: str | None = None,
         stall_s: float = STALL_S,
+        idle_s: float = IDLE_S,
     ) -> None:
         self.host, self.port, self.path = host, port, path
         self.db, self.username, self.password = db, username, password
         self.stall_s = stall_s
+        self.idle_s = idle_s
         self._conn: _Connection | None = None
         self._connecting: asyncio.Lock | None = None
+        self._checking: asyncio.Future[_Connection] | None = None
 
     @classmethod
     def for_client(cls, redis: Redis, stall_s: float = STALL_S) -> ScriptPipe | None:
@@ -174,9 +180,36 @@ class ScriptPipe:
 
     async def call(self, *command: Any) -> Any:
         conn = self._conn
-        if conn is None or conn.closed:
-            conn = await self._open()
+        if conn is None or conn.closed or self._checking is not None:
+            conn = await self._usable(None)
+        elif not conn.pending and time.monotonic() - conn.progress_at > self.idle_s:
+            conn = await self._usable(conn)
         return await conn.send(hiredis.pack_command(command))
+
+    async def _usable(self, idle: _Connection | None) -> _Connection:
+        """The connection to write to: a new one when there is none, or, after a quiet spell,
+        the old one once it has answered a PING (a firewall may have dropped it without a
+        word; the delivery then goes out on a new one instead of waiting out the stall).
+        Callers arriving meanwhile wait for the same check."""
+        if idle is not None and self._checking is None:
+            self._checking = asyncio.ensure_future(self._check(idle))
+            # Read here too, so a check whose callers all gave up leaves no unread error.
+            self._checking.add_done_callback(lambda done: done.cancelled() or done.exception())
+        if self._checking is not None:
+            return await asyncio.shield(self._checking)
+        return await self._open()
+
+    async def _check(self, conn: _Connection) -> _Connection:
+        try:
+            try:
+                async with asyncio.timeout(PING_TIMEOUT_S):
+                    await conn.send(hiredis.pack_command(("PING",)))
+                return conn
+            except (TimeoutError, ConnectionError):
+                conn.abort(ConnectionError(f"Redis did not answer a PING in {PING_TIMEOUT_S:g} s"))
+                return await self._open()
+        finally:
+            self._checking = None
 
     async def _open(self) -> _Connection:
         if self._connecting is None:
@@ -229,6 +262,8 @@ class ScriptPipe:
         return conn
 
     async def aclose(self) -> None:
+        if self._checking is not None:
+            self._checking.cancel()
         if self._conn is not None:
             self._conn.abort(ConnectionError("the pipe was closed"))
             self._conn = None

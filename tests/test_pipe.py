@@ -8,6 +8,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import fakeredis
+import hiredis
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ConnectionError, ResponseError
@@ -200,5 +201,42 @@ async def test_a_caller_cancelled_during_set_up_leaves_no_half_open_connection()
         assert seen[-1] == b""
     finally:
         await pipe.aclose()
+        server.close()
+        await server.wait_closed()
+
+
+async def test_after_a_quiet_spell_a_connection_dropped_silently_is_replaced() -> None:
+    """A firewall that forgets an idle connection answers nothing: the pipe checks a quiet
+    connection with a PING first and, getting no PONG, sends the command on a new one."""
+    connections: list[int] = []
+    writers: list[asyncio.StreamWriter] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        number = len(connections) + 1
+        connections.append(number)
+        writers.append(writer)
+        parser = hiredis.Reader()
+        answered = 0
+        while data := await reader.read(65536):
+            parser.feed(data)
+            while (command := parser.gets()) is not False:
+                if number == 1 and answered == 1:
+                    continue  # the first connection goes silent after one answer
+                writer.write(b"+PONG\r\n" if command[0] == b"PING" else b"+OK\r\n")
+                answered += 1
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    pipe = ScriptPipe("127.0.0.1", port, idle_s=0.0)  # every quiet connection is checked
+    try:
+        assert await pipe.call("SET", "k", "v") == b"OK"  # connection 1, its one answer
+        both = await asyncio.gather(pipe.call("SET", "k", "v"), pipe.call("SET", "k", "w"))
+        assert both == [b"OK", b"OK"]  # one PING went unanswered; both went out on connection 2
+        assert connections == [1, 2]
+    finally:
+        await pipe.aclose()
+        for writer in writers:
+            writer.close()
         server.close()
         await server.wait_closed()
