@@ -53,6 +53,9 @@ def serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level="info",
+        # uvicorn's own lines go through the handler above, so with CLOCKWALL_LOG_JSON=1
+        # every line is a JSON object, not a mix of JSON and plain text.
+        log_config=None,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
     return 0

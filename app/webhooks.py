@@ -183,7 +183,12 @@ class WebhookEndpoint:
             return _error(403, str(exc), exc.hint)
         except (RedisError, TimeoutError) as exc:
             self._count(event, "unavailable")
-            log.warning("store unavailable while applying %s: %s", event, type(exc).__name__)
+            log.warning(
+                "store unavailable while applying %s (%s): answered 503 so it can be resent; "
+                "check that Redis runs and that REDIS_URL points at it",
+                event,
+                type(exc).__name__,
+            )
             if self.on_store_error:
                 self.on_store_error(exc)
             return _error(
