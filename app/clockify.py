@@ -131,6 +131,9 @@ class ClockifyClient:
         self._page_size = page_size
         self._sleep = sleep
         self._rng = rng or random.Random()
+        # Called with the HTTP status of every answer, retries included (the poller counts
+        # each 429 with it).
+        self.on_status: Callable[[int], None] | None = None
 
     async def __aenter__(self) -> ClockifyClient:
         return self
@@ -339,6 +342,8 @@ class ClockifyClient:
                 )
             else:
                 status = response.status_code
+                if self.on_status is not None:
+                    self.on_status(status)
                 if status < 400:
                     return response
                 if status == 429:

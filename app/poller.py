@@ -158,6 +158,7 @@ class Poller:
         self.lease = Lease(redis, keys.poller_lease(ws), lease_ttl_s)
         self.overlap = timedelta(seconds=overlap_s)
         self.on_state = on_state
+        client.on_status = self._on_status
         self.state = PollerState(mode=mode)
         self.adopt_owner_settings = adopt_owner_settings
         self.schedule = Schedule.for_budget(budget.limit_per_hour)
@@ -231,7 +232,6 @@ class Poller:
             self.due.setdefault("running", free_at)
             self._set(last_error="hourly API budget used up; waiting for the next free slot")
         except RateLimitedError as exc:
-            self.metrics.rate_limited.inc()
             wait = exc.retry_after_s or 60.0
             for task in ("running", "changes"):
                 self.due[task] = self.clock() + timedelta(seconds=wait)
@@ -279,6 +279,10 @@ class Poller:
             setattr(self.state, name, value)
         if self.on_state and asdict(self.state) != before:
             self.on_state(self.state)
+
+    def _on_status(self, status: int) -> None:
+        if status == 429:
+            self.metrics.rate_limited.inc()
 
     def _count(self, endpoint: str, status: str = "ok") -> None:
         self.metrics.poller_requests.labels(endpoint=endpoint, status=status).inc()

@@ -378,6 +378,8 @@ async def test_dropped_webhooks_for_a_day_are_healed_by_reconcile(redis8: Redis)
             await poller.reconcile()
             await assert_totals_match(rig)
             assert poller.state.repairs > 0
+            repairs = poller.metrics.registry.get_sample_value("clockwall_reconcile_repairs_total")
+            assert repairs == poller.state.repairs
 
 
 # 3. Webhooks and polling together: duplicates, shuffles and late deliveries ---------------
@@ -458,9 +460,17 @@ async def _fault_storm(rig: Rig, inject: Callable[[SimulatedWorkspace], None]) -
 
 async def test_429_storm_backs_off_and_recovers(redis8: Redis) -> None:
     async with open_rig(redis8) as rig:
-        await _fault_storm(rig, lambda sim: sim.fail_next(40, 429))
+        poller = await _fault_storm(rig, lambda sim: sim.fail_next(40, 429))
     limited = [r for r in rig.sim.requests if r.status == 429]
     assert len(limited) == 40
+    # /metrics: every 429 answer counted, the budget left and the last good poll published.
+    sample = poller.metrics.registry.get_sample_value
+    assert sample("clockwall_api_rate_limited_total") == 40
+    left = sample("clockwall_api_budget_remaining")
+    assert left is not None and 0 <= left <= FREE_BUDGET
+    assert (sample("clockwall_last_successful_poll_timestamp_seconds") or 0) > 0
+    in_progress = {"endpoint": "in-progress", "status": "ok"}
+    assert (sample("clockwall_poller_requests_total", in_progress) or 0) > 0
     # Backoff: not all 40 in a burst; retries wait, and the poller pauses between rounds.
     assert limited[-1].at_s - limited[0].at_s > 60
 

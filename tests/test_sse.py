@@ -124,6 +124,8 @@ async def test_snapshot_first_then_changes_in_order_with_stream_ids(r10: Redis) 
             }
             for event in events:
                 assert orjson.loads(event.data) == stored[event.id or ""]
+            # How old the newest change was when this process read it (published on /metrics).
+            assert 0 < await metric(server, "clockwall_change_stream_lag_seconds") < 30
 
 
 # (b) -----------------------------------------------------------------------------------------

@@ -543,6 +543,20 @@ async def test_unknown_event_is_counted_and_ignored(
     assert 'clockwall_webhooks_total{event="NEW_INVOICE",outcome="ignored"} 1.0' in metrics
 
 
+async def test_metrics_count_outcomes_and_time_each_apply(client: httpx.AsyncClient) -> None:
+    body = entry_2024(E1, "2026-03-24T08:00:00Z", "2026-03-24T09:00:00Z")
+    await accept(client, "NEW_TIME_ENTRY", body)
+    await accept(client, "NEW_TIME_ENTRY", body)  # a duplicate delivery
+    await post_webhook(client, "NEW_TIME_ENTRY", body, token="wrong")
+    metrics = (await client.get("/metrics")).text
+    assert 'clockwall_webhooks_total{event="NEW_TIME_ENTRY",outcome="accepted"} 1.0' in metrics
+    assert 'clockwall_webhooks_total{event="NEW_TIME_ENTRY",outcome="duplicate"} 1.0' in metrics
+    assert (
+        'clockwall_webhooks_total{event="NEW_TIME_ENTRY",outcome="rejected:token"} 1.0' in metrics
+    )
+    assert "clockwall_apply_seconds_count 2.0" in metrics
+
+
 # Bad input: 4xx with a message, nothing changed ------------------------------------------
 async def dump(redis: Redis) -> dict[bytes, Any]:
     """Every key and value of the test database, to prove that nothing changed."""
