@@ -88,6 +88,18 @@ _KNOWN_IDS: set[str] = set()
 _KNOWN_IDS_MAX = 100_000
 
 
+def _is_id(value: str) -> bool:
+    """At most MAX_ID_LEN printable characters without spaces or `|`."""
+    if value in _KNOWN_IDS:
+        return True
+    if not 0 < len(value) <= MAX_ID_LEN or not _ID.match(value):
+        return False
+    if len(_KNOWN_IDS) >= _KNOWN_IDS_MAX:
+        _KNOWN_IDS.clear()
+    _KNOWN_IDS.add(value)
+    return True
+
+
 def _str(obj: dict[str, Any], key: str, where: str, required: bool = False) -> str | None:
     value = obj.get(key)
     if value.__class__ is str and value in _KNOWN_IDS:
@@ -100,11 +112,8 @@ def _str(obj: dict[str, Any], key: str, where: str, required: bool = False) -> s
         raise PayloadError(f"{where}{key} must be a string, got {type(value).__name__}")
     if len(value) > MAX_ID_LEN:
         raise PayloadError(f"{where}{key} is longer than {MAX_ID_LEN} characters")
-    if not _ID.match(value):
+    if not _is_id(value):
         raise PayloadError(f"{where}{key} must be an id without spaces or '|'")
-    if len(_KNOWN_IDS) >= _KNOWN_IDS_MAX:
-        _KNOWN_IDS.clear()
-    _KNOWN_IDS.add(value)
     return value
 
 
@@ -331,7 +340,7 @@ def parse_time_entry(body: Any) -> TimeEntry:
     raw_tag_ids = body.get("tagIds")
     if raw_tag_ids is not None:
         if not isinstance(raw_tag_ids, list) or not all(
-            isinstance(t, str) and 0 < len(t) <= MAX_ID_LEN and _ID.match(t) for t in raw_tag_ids
+            isinstance(t, str) and _is_id(t) for t in raw_tag_ids
         ):
             raise PayloadError("tagIds must be a list of id strings")
         tag_ids.extend(t for t in raw_tag_ids[:100] if t not in tag_ids)

@@ -16,6 +16,7 @@ from redis.exceptions import RedisError
 from starlette.types import Receive, Scope, Send
 
 from app.config import Settings
+from app.errors import JSONAnswer, error_answer, json_answer
 from app.metrics import Metrics
 from app.models import (
     Named,
@@ -96,7 +97,7 @@ class WebhookEndpoint:
                 declared = declared if declared is not None else value
         started = False
 
-        async def respond(response: Answer) -> None:
+        async def respond(response: JSONAnswer) -> None:
             nonlocal started
             started = True
             await response(scope, receive, send)
@@ -106,7 +107,7 @@ class WebhookEndpoint:
         except Exception:
             log.exception("webhook delivery failed")
             if not started:
-                await _error(
+                await error_answer(
                     500, "clockwall failed on this delivery", "resend it; the log says why"
                 )(scope, receive, send)
 
@@ -116,7 +117,7 @@ class WebhookEndpoint:
         signature: bytes | None,
         declared: bytes | None,
         receive: Receive,
-    ) -> Answer:
+    ) -> JSONAnswer:
         event = (event_header or b"").decode("latin-1").strip().upper()
         if not event or len(event) > 64 or not set(event) <= _EVENT_CHARS:
             event_label = "invalid"
@@ -132,7 +133,7 @@ class WebhookEndpoint:
                     "send the webhook's signing secret in the clockify-signature header; "
                     "add it to CLOCKIFY_WEBHOOK_TOKENS (run `clockwall setup` to list them)"
                 )
-            return _error(401, "missing or unknown webhook token", hint)
+            return error_answer(401, "missing or unknown webhook token", hint)
 
         limit = self.settings.webhook_max_bytes
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -143,7 +144,7 @@ class WebhookEndpoint:
             message = await receive()
             if message["type"] != "http.request":  # http.disconnect
                 self._count(event_label, "rejected:disconnect")
-                return _error(400, "the client went away mid-body", "resend the delivery")
+                return error_answer(400, "the client went away mid-body", "resend the delivery")
             body += message.get("body", b"")
             if len(body) > limit:
                 self._count(event_label, "rejected:size")
@@ -153,7 +154,7 @@ class WebhookEndpoint:
 
         if event_label == "invalid":
             self._count(event_label, "rejected:event")
-            return _error(
+            return error_answer(
                 400,
                 "missing or malformed clockify-webhook-event-type header",
                 "Clockify sends the event name (e.g. TIMER_STOPPED) in that header",
@@ -162,7 +163,9 @@ class WebhookEndpoint:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
             self._count(event, "rejected:json")
-            return _error(400, f"the body is not valid JSON ({exc.msg})", "send the entity as JSON")
+            return error_answer(
+                400, f"the body is not valid JSON ({exc.msg})", "send the entity as JSON"
+            )
 
         try:
             # A Redis that stops answering fails the write within the store's deadline
@@ -173,14 +176,14 @@ class WebhookEndpoint:
                 return await self._names(event, payload, token.workspace_id)
         except PayloadError as exc:
             self._count(event, "rejected:payload")
-            return _error(
+            return error_answer(
                 400,
                 f"malformed {event} body: {exc}",
                 "send the entity exactly as Clockify does (see clockify-facts.md section 3)",
             )
         except WorkspaceError as exc:
             self._count(event, "rejected:workspace")
-            return _error(403, str(exc), exc.hint)
+            return error_answer(403, str(exc), exc.hint)
         except (RedisError, TimeoutError) as exc:
             self._count(event, "unavailable")
             log.warning(
@@ -191,14 +194,14 @@ class WebhookEndpoint:
             )
             if self.on_store_error:
                 self.on_store_error(exc)
-            return _error(
+            return error_answer(
                 503,
                 "the store (Redis) is unavailable, nothing was recorded",
                 "resend this delivery once Redis is back; /readyz shows the store's state",
                 headers={"Retry-After": "5"},
             )
         self._count(event, "ignored")
-        return Answer({"outcome": "ignored", "event": event})
+        return json_answer({"outcome": "ignored", "event": event})
 
     def _workspace(self, claimed: str | None, bound: str | None) -> str:
         configured = self.settings.workspace_ids
@@ -217,7 +220,7 @@ class WebhookEndpoint:
             )
         return ws
 
-    async def _entries(self, event: str, payload: Any, bound: str | None) -> Answer:
+    async def _entries(self, event: str, payload: Any, bound: str | None) -> JSONAnswer:
         items = payload if isinstance(payload, list) else [payload]
         if not items or len(items) > 1000:
             raise PayloadError("the body must be a time entry (or a list of 1 to 1000)")
@@ -247,10 +250,10 @@ class WebhookEndpoint:
         for result in results:
             self._count(event, "accepted" if result.changed else result.outcome)
         if len(results) == 1:
-            return Answer({"outcome": results[0].outcome, "changeId": results[0].stream_id})
-        return Answer({"outcomes": [r.outcome for r in results]})
+            return json_answer({"outcome": results[0].outcome, "changeId": results[0].stream_id})
+        return json_answer({"outcomes": [r.outcome for r in results]})
 
-    async def _names(self, event: str, payload: Any, bound: str | None) -> Answer:
+    async def _names(self, event: str, payload: Any, bound: str | None) -> JSONAnswer:
         kind = NAME_EVENTS[event]
         named = parse_named(kind, payload, "body")
         if named is None:
@@ -283,35 +286,7 @@ class WebhookEndpoint:
             if result.changed:
                 outcome = "names"
         self._count(event, "accepted" if outcome == "names" else "duplicate")
-        return Answer({"outcome": outcome})
-
-
-class Answer:
-    """A JSON answer sent as two plain ASGI messages (what Starlette's Response sends, less its
-    general machinery): the same body and headers as app.errors' json_response."""
-
-    __slots__ = ("body", "headers", "status")
-
-    def __init__(
-        self, data: object, status: int = 200, headers: dict[str, str] | None = None
-    ) -> None:
-        self.body = orjson.dumps(data, option=orjson.OPT_NON_STR_KEYS)
-        self.status = status
-        self.headers = [
-            (b"content-length", str(len(self.body)).encode()),
-            (b"content-type", b"application/json"),
-        ]
-        for name, value in (headers or {}).items():
-            self.headers.append((name.lower().encode("latin-1"), value.encode("latin-1")))
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
-        await send({"type": "http.response.body", "body": self.body})
-
-
-def _error(status: int, error: str, hint: str, headers: dict[str, str] | None = None) -> Answer:
-    """What went wrong and what to do, as app.errors.error_response words it."""
-    return Answer({"error": error, "hint": hint}, status, headers)
+        return json_answer({"outcome": outcome})
 
 
 class WorkspaceError(Exception):
@@ -320,8 +295,8 @@ class WorkspaceError(Exception):
         self.hint = hint
 
 
-def _too_large(limit: int) -> Answer:
-    return _error(
+def _too_large(limit: int) -> JSONAnswer:
+    return error_answer(
         413,
         f"the body is larger than {limit} bytes",
         "raise CLOCKWALL_WEBHOOK_MAX_BYTES if Clockify really sends bodies this large",

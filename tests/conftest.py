@@ -6,6 +6,7 @@ The Redis server is CLOCKWALL_TEST_REDIS (default redis://127.0.0.1:6379); tests
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -58,13 +59,22 @@ def clock() -> FixedClock:
     return FixedClock()
 
 
+@contextlib.asynccontextmanager
+async def redis_db(url: str) -> AsyncIterator[Redis]:
+    """A client of the Redis database at `url`, empty before and after."""
+    client = Redis.from_url(url)
+    await client.flushdb()
+    try:
+        yield client
+    finally:
+        await client.flushdb()
+        await client.aclose()
+
+
 @pytest.fixture
 async def redis() -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url(14))
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
+    async with redis_db(redis_url(14)) as client:
+        yield client
 
 
 def make_settings(**overrides: object) -> Settings:

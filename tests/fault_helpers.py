@@ -8,7 +8,6 @@ Every wait is a bounded poll; every subprocess is ended by its own pid.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import os
 import random
@@ -777,14 +776,3 @@ async def read_ids_until(client: SSEClient, final: tuple[int, int], timeout_s: f
         if message.id is not None and message.event != "snapshot":
             ids.append(message.id)
     return ids
-
-
-@contextlib.asynccontextmanager
-async def redis_db(url: str) -> Any:
-    client = Redis.from_url(url)
-    await client.flushdb()
-    try:
-        yield client
-    finally:
-        await client.flushdb()
-        await client.aclose()

@@ -22,7 +22,7 @@ from app.admin import (
 from app.cli import main
 from app.config import Secret, Settings, WebhookToken
 from app.simulator import SimulatedWorkspace
-from tests.conftest import redis_url
+from tests.conftest import redis_db, redis_url
 from tests.simulator_server import run_simulator, run_simulator_in_thread
 
 DB = 8
@@ -32,11 +32,8 @@ HOOK_URL = f"{PUBLIC_URL}/webhooks/clockify"
 
 @pytest.fixture
 async def redis8() -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url(DB))
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
+    async with redis_db(redis_url(DB)) as client:
+        yield client
 
 
 def workspace(plan: str) -> SimulatedWorkspace:

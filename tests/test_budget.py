@@ -15,7 +15,7 @@ from app.budget import PAID_PLAN_PER_HOUR, RequestBudget, budget_for_plan
 from app.clockify import BudgetExhaustedError, ClockifyClient
 from app.config import Secret
 from app.simulator import ManualClock, SimulatedWorkspace
-from tests.conftest import redis_url
+from tests.conftest import redis_db, redis_url
 from tests.simulator_server import run_simulator
 
 WS = "5f0e1a2b3c4d5e6f7a8b9c0d"
@@ -24,11 +24,8 @@ HOUR_S = 3600.0
 
 @pytest.fixture
 async def redis15() -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url(15))
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
+    async with redis_db(redis_url(15)) as client:
+        yield client
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ import orjson
 from redis.asyncio import Redis
 
 from app.stream import parse_stream_id
-from tests.conftest import redis_url
+from tests.conftest import redis_db, redis_url
 from tests.fault_helpers import (
     AppProcess,
     RawSSE,
@@ -33,7 +33,6 @@ from tests.fault_helpers import (
     open_raw_clients,
     read_ids_until,
     read_views,
-    redis_db,
     serve_env,
     stream_ids,
     wait_until,

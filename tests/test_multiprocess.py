@@ -16,13 +16,12 @@ import httpx
 
 from app.simulator import SimulatedWorkspace
 from app.stream import parse_stream_id
-from tests.conftest import redis_url
+from tests.conftest import redis_db, redis_url
 from tests.fault_helpers import (
     AppProcess,
     WebhookLoad,
     build_scripts,
     read_ids_until,
-    redis_db,
     serve_env,
     stream_ids,
     wait_until,

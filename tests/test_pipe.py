@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ConnectionError, ResponseError
 
 from app.pipe import ScriptPipe
-from tests.conftest import redis_url
+from tests.conftest import redis_db, redis_url
 
 DB = 3
 ECHO = "redis.call('RPUSH', KEYS[1], ARGV[1]); return {ARGV[1], redis.call('LLEN', KEYS[1])}"
@@ -22,11 +22,8 @@ ECHO = "redis.call('RPUSH', KEYS[1], ARGV[1]); return {ARGV[1], redis.call('LLEN
 
 @pytest.fixture
 async def redis3() -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url(DB))
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
+    async with redis_db(redis_url(DB)) as client:
+        yield client
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ from app.simulator import (
     WebhookSender,
 )
 from app.store import TotalsStore
-from tests.conftest import redis_url
+from tests.conftest import redis_db, redis_url
 from tests.payloads import AppClient
 from tests.simulator_server import run_simulator
 
@@ -58,11 +58,8 @@ Totals = dict[Any, tuple[int, int, dict[str, int]]]
 
 @pytest.fixture
 async def redis8() -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url(DB))
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
+    async with redis_db(redis_url(DB)) as client:
+        yield client
 
 
 # The rig: simulator + Redis + store + pollers on one fake clock -----------------------------

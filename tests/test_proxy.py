@@ -17,7 +17,7 @@ import httpx
 import pytest
 
 from app.stream import parse_stream_id
-from tests.conftest import redis_url
+from tests.conftest import redis_db, redis_url
 from tests.fault_helpers import (
     RANGE,
     ROOT,
@@ -26,7 +26,6 @@ from tests.fault_helpers import (
     build_scripts,
     free_port,
     read_ids_until,
-    redis_db,
     serve_env,
     stream_ids,
     wait_until,

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 from app import keys
 from app.main import create_app
 from app.stream import next_read_at
-from tests.conftest import TOKEN, WS, make_settings, redis_url
+from tests.conftest import TOKEN, WS, make_settings, redis_db, redis_url
 from tests.fault_helpers import wait_until
 from tests.sse_client import WAIT_S, AppServer, SSEClient, SSEMessage, stalled_connection
 
@@ -29,11 +29,8 @@ CHANGES = keys.changes(WS)
 
 @pytest.fixture
 async def r10() -> AsyncIterator[Redis]:
-    client = Redis.from_url(redis_url(DB))
-    await client.flushdb()
-    yield client
-    await client.flushdb()
-    await client.aclose()
+    async with redis_db(redis_url(DB)) as client:
+        yield client
 
 
 def app_for(**overrides: object) -> Any:
