@@ -44,12 +44,14 @@ class SetupError(Exception):
 @dataclass
 class SetupResult:
     plan: str | None
+    workspace: str
     created: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     tokens: list[str] = field(default_factory=list)
 
     def token_line(self) -> str:
-        return "CLOCKIFY_WEBHOOK_TOKENS=" + ",".join(self.tokens)
+        # Bound to the workspace: an unbound token would be accepted for every configured one.
+        return "CLOCKIFY_WEBHOOK_TOKENS=" + ",".join(f"{self.workspace}:{t}" for t in self.tokens)
 
 
 def is_free(plan: str | None) -> bool:
@@ -110,7 +112,7 @@ async def run_setup(client: ClockifyClient, ws: str, public_url: str) -> SetupRe
             "(Preferences > Advanced > Manage webhooks) and run setup again. Existing: "
             + ("; ".join(others) or "none")
         )
-    result = SetupResult(plan)
+    result = SetupResult(plan, ws)
     for event in wanted:
         hook = ours.get(event)
         if hook is not None:

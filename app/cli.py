@@ -4,52 +4,32 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 from app.config import ConfigError, Settings
+from app.logs import configure_logging
 from app.runtime import SHUTDOWN_GRACE_S, tune_gc
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        return json.dumps(
-            {
-                "time": self.formatTime(record),
-                "level": record.levelname,
-                "logger": record.name,
-                "message": record.getMessage(),
-            }
-        )
-
-
-def configure_logging(json_logs: bool) -> None:
-    handler = logging.StreamHandler()
-    if json_logs:
-        handler.setFormatter(JsonFormatter())
-    else:
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
-    # One line per request to Clockify is noise; problems are logged by the poller itself.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
-
-
 def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
     from app.main import create_app
+    from app.runtime import run_server
 
     settings = Settings.from_env(host=args.host, port=args.port)
     configure_logging(settings.log_json)
-    app = create_app(settings)
+    # Set by the server the moment it begins to exit: the app's event streams end on it.
+    exiting = asyncio.Event()
+    app = create_app(settings, exiting=exiting)
     url_host = "localhost" if settings.on_loopback else settings.host
     logging.getLogger("app.cli").info("the wall is at http://%s:%d/", url_host, settings.port)
     tune_gc()
-    uvicorn.run(
+    started = run_server(
         app,
+        exiting,
+        header_timeout_s=settings.header_timeout_s,
         host=settings.host,
         port=settings.port,
         log_level="info",
@@ -58,15 +38,17 @@ def serve(args: argparse.Namespace) -> int:
         log_config=None,
         timeout_graceful_shutdown=SHUTDOWN_GRACE_S,
     )
-    return 0
+    return 0 if started else 3  # uvicorn's own exit status for a server that did not start
 
 
 def share(args: argparse.Namespace) -> int:
     import time
 
-    from app.share import ShareLinkError, ShareScope, parse_expiry_s, sign_scope
+    from app.share import ShareLinkError, ShareScope, parse_expiry_s, sign_scope, verify_token
 
     settings = Settings.from_env()
+    if args.revoke is not None:
+        return revoke_share(settings, args.revoke, args.workspace)
     workspace = args.workspace or settings.default_workspace
     if workspace not in (settings.workspace_ids or (settings.default_workspace,)):
         print(f"clockwall share: workspace {workspace} is not configured", file=sys.stderr)
@@ -81,11 +63,87 @@ def share(args: argparse.Namespace) -> int:
             args.hide_amounts,
         )
         token = sign_scope(settings.secret_key, scope)
+        scope = verify_token(settings.secret_key, token)  # to read the link id it was given
     except ShareLinkError as exc:
         print(f"clockwall share: {exc}", file=sys.stderr)
         return 2
-    base = (args.base_url or f"http://localhost:{args.port}").rstrip("/")
+    base = (args.base_url or settings.public_url or f"http://localhost:{args.port}").rstrip("/")
     print(f"{base}/share?share={token}")
+    # The link alone on stdout, for scripts; what to keep beside it on stderr.
+    expires = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(scope.expires_at))
+    print(
+        f"link id {scope.link_id}, expires {expires}; "
+        f"revoke it with: clockwall share --revoke {scope.link_id}",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def revoke_share(settings: Settings, link_or_id: str, workspace: str | None) -> int:
+    """`clockwall share --revoke`: put the link's id on the revocation list in REDIS_URL, which
+    every clockwall process on that Redis checks before it lets a share link in."""
+    import re
+    import time
+    from urllib.parse import parse_qs, urlsplit
+
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+
+    from app.access import ShareRevocations
+    from app.share import ShareLinkError, verify_token
+
+    def fail(message: str, code: int = 2) -> int:
+        print(f"clockwall share --revoke: {message}", file=sys.stderr)
+        return code
+
+    if not settings.redis_url:
+        return fail(
+            "REDIS_URL is not set; revoked links are listed in the Redis clockwall serves "
+            "from, so set REDIS_URL to it (a server on the embedded store cannot revoke a "
+            "link: change CLOCKWALL_SECRET_KEY instead, which ends every link)"
+        )
+    now = time.time()
+    expires_at = float("inf")  # a bare id: keep it listed for good
+    text = link_or_id.strip()
+    token = parse_qs(urlsplit(text).query).get("share", [text])[0] if "?" in text else text
+    if "." in token:
+        try:
+            # Any age: an expired link is reported as such, not as invalid.
+            scope = verify_token(settings.secret_key, token, now_s=0)
+        except ShareLinkError as exc:
+            return fail(f"{exc} (is CLOCKWALL_SECRET_KEY the server's?)")
+        if scope.expires_at <= now:
+            when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(scope.expires_at))
+            print(f"link {scope.link_id} already expired on {when}; nothing to revoke")
+            return 0
+        ws, link_id, expires_at = scope.workspace, scope.link_id, scope.expires_at
+    elif re.fullmatch(r"[A-Za-z0-9_-]{8,32}", token):
+        ws, link_id = workspace or settings.default_workspace, token
+        if ws not in (settings.workspace_ids or (settings.default_workspace,)):
+            return fail(f"workspace {ws} is not configured")
+    else:
+        return fail(
+            f"{link_or_id!r} is neither a share link nor a link id; give the full link or the "
+            "id `clockwall share` printed with it"
+        )
+
+    async def revoke() -> None:
+        redis = Redis.from_url(str(settings.redis_url), socket_connect_timeout=2)
+        try:
+            async with asyncio.timeout(10):
+                await ShareRevocations(redis).revoke(ws, link_id, expires_at, now)
+        finally:
+            await redis.aclose()
+
+    try:
+        asyncio.run(revoke())
+    except (RedisError, OSError, TimeoutError) as exc:
+        return fail(
+            f"Redis did not answer ({type(exc).__name__}); check that it runs and that "
+            "REDIS_URL points at it, then run this again",
+            1,
+        )
+    print(f"revoked share link {link_id} of workspace {ws}; it is refused from now on")
     return 0
 
 
@@ -182,11 +240,18 @@ def build_parser() -> argparse.ArgumentParser:
     target = p.add_mutually_exclusive_group(required=True)
     target.add_argument("--project", metavar="ID")
     target.add_argument("--client", metavar="ID")
-    p.add_argument("--expires", default="30d", help="e.g. 30d, 12h, 90m (default 30d)")
+    target.add_argument(
+        "--revoke",
+        metavar="LINK_OR_ID",
+        help="revoke a link (the link, or the id printed with it); needs REDIS_URL",
+    )
+    p.add_argument("--expires", default="30d", help="e.g. 30d, 12h, 90m; 1m to 366d (default 30d)")
     p.add_argument("--hide-amounts", action="store_true", help="show hours only, no money")
     p.add_argument("--workspace", help="workspace id (default: the first configured)")
     p.add_argument(
-        "--base-url", help="public URL of this clockwall (default http://localhost:PORT)"
+        "--base-url",
+        help="public URL of this clockwall (default CLOCKWALL_PUBLIC_URL, else "
+        "http://localhost:PORT)",
     )
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=share)

@@ -10,6 +10,7 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MODES = ("auto", "webhook", "poll", "hybrid")
@@ -18,6 +19,9 @@ _WORKSPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Clockify's signing secrets are 32 alphanumerics; allow URL-safe and base64 punctuation, but
 # not separators such as ; or | that betray a mistyped list.
 _TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{8,4096}$")
+# A dashboard token or signing key shorter than this is guessable offline or by brute force.
+MIN_SECRET_CHARS = 16
+MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
 class ConfigError(ValueError):
@@ -75,10 +79,18 @@ class Settings:
     host: str = "127.0.0.1"
     port: int = 8000
     webhook_max_bytes: int = 1024 * 1024
+    webhook_body_timeout_s: float = 10.0
     stream_maxlen: int = 10_000
     heartbeat_s: float = 15.0
     long_timer_hours: float = 8.0
+    # Connection limits: a request's headers must arrive within header_timeout_s; one process
+    # holds at most max_streams event streams (a fleet of 10,000 screens fits), one share
+    # link at most max_share_streams.
+    header_timeout_s: float = 10.0
+    max_streams: int = 20_000
+    max_share_streams: int = 20
     log_json: bool = False
+    public_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -114,9 +126,31 @@ class Settings:
             raise ConfigError("CLOCKWALL_API_BUDGET_PER_HOUR must be a whole number of at least 1")
         if self.webhook_max_bytes < 1024:
             raise ConfigError("CLOCKWALL_WEBHOOK_MAX_BYTES must be at least 1024")
+        if not self.header_timeout_s > 0:
+            raise ConfigError("CLOCKWALL_HEADER_TIMEOUT_S must be a number of seconds above 0")
+        if self.max_streams < 1 or self.max_share_streams < 1:
+            raise ConfigError(
+                "CLOCKWALL_MAX_STREAMS and CLOCKWALL_MAX_SHARE_STREAMS must be at least 1"
+            )
+        if not 0 < self.webhook_body_timeout_s <= 300:
+            raise ConfigError("CLOCKWALL_WEBHOOK_BODY_TIMEOUT_S must be between 0 and 300 seconds")
         if not self.workspace_ids and (self.webhook_tokens or self.api_key):
             raise ConfigError(
                 "CLOCKIFY_WORKSPACE_ID is not set; set it to the id of the workspace to show"
+            )
+        for name, secret in (
+            ("CLOCKWALL_DASHBOARD_TOKEN", self.dashboard_token),
+            ("CLOCKWALL_SECRET_KEY", self.secret_key),
+        ):
+            if secret and len(secret.reveal()) < MIN_SECRET_CHARS:
+                raise ConfigError(
+                    f"{name} is shorter than {MIN_SECRET_CHARS} characters, too easy to guess; "
+                    f"set it to a long random string, e.g. the output of: {MAKE_SECRET}"
+                )
+        if self.public_url is not None and not _is_site_url(self.public_url):
+            raise ConfigError(
+                f"CLOCKWALL_PUBLIC_URL={self.public_url!r} is not the address of this wall; "
+                "give the URL people open, e.g. https://wall.example.com"
             )
 
     # Derived values -------------------------------------------------------------------
@@ -149,6 +183,19 @@ class Settings:
             return False
 
     @property
+    def public_host(self) -> str | None:
+        """The host name of CLOCKWALL_PUBLIC_URL as a Host header spells it (an IPv6 address in
+        brackets), lowercase; None when the URL is not set."""
+        if self.public_url is None:
+            return None
+        host = urlsplit(self.public_url).hostname or ""
+        return f"[{host}]" if ":" in host else host
+
+    @property
+    def public_https(self) -> bool:
+        return (self.public_url or "").startswith("https://")
+
+    @property
     def default_workspace(self) -> str:
         return self.workspace_ids[0] if self.workspace_ids else "demo"
 
@@ -177,12 +224,18 @@ class Settings:
             values["api_url"] = url.rstrip("/")
         if url := get("CLOCKIFY_REPORTS_URL"):
             values["reports_url"] = url.rstrip("/")
+        if url := get("CLOCKWALL_PUBLIC_URL"):
+            values["public_url"] = url.rstrip("/")
         for name, key, kind in (
             ("CLOCKWALL_API_BUDGET_PER_HOUR", "api_budget_per_hour", int),
             ("CLOCKWALL_WEBHOOK_MAX_BYTES", "webhook_max_bytes", int),
+            ("CLOCKWALL_WEBHOOK_BODY_TIMEOUT_S", "webhook_body_timeout_s", float),
             ("CLOCKWALL_STREAM_MAXLEN", "stream_maxlen", int),
             ("CLOCKWALL_HEARTBEAT_S", "heartbeat_s", float),
             ("CLOCKWALL_LONG_TIMER_HOURS", "long_timer_hours", float),
+            ("CLOCKWALL_HEADER_TIMEOUT_S", "header_timeout_s", float),
+            ("CLOCKWALL_MAX_STREAMS", "max_streams", int),
+            ("CLOCKWALL_MAX_SHARE_STREAMS", "max_share_streams", int),
         ):
             raw = get(name)
             if raw is not None:
@@ -192,6 +245,21 @@ class Settings:
                     raise ConfigError(f"{name}={raw!r} is not a number") from None
         values.update(overrides)
         return cls(**values)  # type: ignore[arg-type]
+
+
+def _is_site_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a port that is no number)
+    except ValueError:
+        return False
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and parts.username is None
+        and not parts.query
+        and not parts.fragment
+    )
 
 
 def _split(raw: str | None) -> tuple[str, ...]:

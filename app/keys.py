@@ -80,3 +80,9 @@ def poller_lease(ws: str) -> str:
 def poller_state(ws: str) -> str:
     """Hash of the poller's cursor, backfill marker and last published state."""
     return f"{workspace_prefix(ws)}poller:state"
+
+
+def revoked_shares(ws: str) -> str:
+    """Sorted set of revoked share-link ids scored by the link's expiry (epoch seconds, `inf`
+    when unknown), so ids are dropped once the link would have expired anyway."""
+    return f"{workspace_prefix(ws)}share:revoked"

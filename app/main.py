@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.asyncio import ConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -30,7 +29,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import keys
-from app.access import AccessMiddleware
+from app.access import AccessMiddleware, ShareRevocations
 from app.api import Api
 from app.budget import RequestBudget
 from app.clockify import ClockifyClient
@@ -41,7 +40,7 @@ from app.poller import Poller, PollerState, poll_status_event
 from app.share import ShareReport
 from app.sse import RAW_SEND_KEY, EventsEndpoint
 from app.store import STORE_DEADLINE_S, Clock, TotalsStore, utc_now
-from app.stream import ChangeHub, encode_sse
+from app.stream import ChangeHub
 from app.tasks import stop_tasks
 from app.webhooks import WebhookEndpoint
 
@@ -112,7 +111,13 @@ def open_redis(settings: Settings) -> Redis:
 class Service:
     """Everything one app process holds: Redis, the store, metrics and background state."""
 
-    def __init__(self, settings: Settings, redis: Redis | None = None, clock: Clock = utc_now):
+    def __init__(
+        self,
+        settings: Settings,
+        redis: Redis | None = None,
+        clock: Clock = utc_now,
+        exiting: asyncio.Event | None = None,
+    ):
         self.settings = settings
         self.redis = redis if redis is not None else open_redis(settings)
         self.embedded = redis is None and not settings.redis_url
@@ -135,8 +140,8 @@ class Service:
             on_drop=self.metrics.sse_dropped.inc,
             on_lag=self.metrics.stream_lag.set,
             heartbeat_s=settings.heartbeat_s,
+            exiting=exiting,
         )
-        self.hub.status_listeners.append(self._store_changed)
         self.pollers: list[Poller] = []
         self.http: httpx.AsyncClient | None = None
         self._last_poll_publish = 0.0
@@ -206,9 +211,6 @@ class Service:
                 approximate=True,
             )
 
-    def _store_changed(self, ok: bool) -> None:
-        self.hub.broadcast(None, encode_sse("status", orjson.dumps(self.status())))
-
     def note_store_error(self, exc: Exception) -> None:
         self.store_error = f"{type(exc).__name__}: Redis did not answer"
 
@@ -241,7 +243,7 @@ class Service:
 
 class ClockwallApp(Starlette):
     """Starlette that keeps the server's own `send` in the scope, before any middleware wraps
-    it, so an event stream can find its connection (see sse.writable_transport), and that
+    it, so an event stream can find its connection (see compat.writable_transport), and that
     hands webhook deliveries straight to their endpoint: they carry their own token (the access
     middleware lets them through untouched) and are the one route under sustained load."""
 
@@ -262,9 +264,16 @@ class ClockwallApp(Starlette):
 
 
 def create_app(
-    settings: Settings, *, redis: Redis | None = None, clock: Clock = utc_now
+    settings: Settings,
+    *,
+    redis: Redis | None = None,
+    clock: Clock = utc_now,
+    exiting: asyncio.Event | None = None,
 ) -> Starlette:
-    service = Service(settings, redis, clock)
+    """`exiting`: set when the server begins to exit, so event streams end at once
+    (app.compat.ClockwallServer sets it); one is made when not given, as `app.state.exiting`."""
+    exiting = exiting if exiting is not None else asyncio.Event()
+    service = Service(settings, redis, clock, exiting)
     api = Api(settings, service.store, service.readiness)
     webhook = WebhookEndpoint(
         settings, service.store, service.metrics, on_store_error=service.note_store_error
@@ -312,8 +321,15 @@ def create_app(
     app = ClockwallApp(
         routes=routes,
         lifespan=lifespan,
-        middleware=[Middleware(AccessMiddleware, settings=settings)],
+        middleware=[
+            Middleware(
+                AccessMiddleware,
+                settings=settings,
+                is_revoked=ShareRevocations(service.redis).is_revoked,
+            )
+        ],
     )
     app.webhook = webhook
     app.state.service = service
+    app.state.exiting = exiting
     return app

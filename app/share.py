@@ -9,8 +9,9 @@ import base64
 import hashlib
 import hmac
 import re
+import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -24,11 +25,16 @@ from app.errors import error_response, json_response
 from app.store import NO_NAME, TotalsStore
 from app.stream import Change, encode_sse
 
-_DURATION = re.compile(r"^(\d{1,5})([dhm])$")
+_DURATION = re.compile(r"([+-]?[0-9]{1,9})([dhm])")
+MIN_EXPIRY_S = 60
+MAX_EXPIRY_S = 366 * 86400  # a leaked link stays useful for a year at most
+_B64 = re.compile(r"[A-Za-z0-9_-]*")
+_LINK_ID = re.compile(r"[A-Za-z0-9_-]{8,32}")
 
 
 class ShareLinkError(ValueError):
-    """A share link is malformed, tampered with or expired; the message says which."""
+    """A share link is malformed, tampered with, expired or (in the CLI) badly asked for; the
+    message says which. A revoked link is refused by the access middleware, which asks Redis."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +44,8 @@ class ShareScope:
     id: str
     expires_at: int  # epoch seconds
     hide_amounts: bool = False
+    # What the link is revoked by; sign_scope draws a random one when it is empty.
+    link_id: str = ""
 
     def covers(self, state: dict[str, Any] | None) -> bool:
         if not state:
@@ -51,16 +59,26 @@ def _b64(raw: bytes) -> str:
 
 
 def _unb64(text: str) -> bytes:
-    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    """Only the one spelling `_b64` writes: no padding, no other alphabet, no stray low bits
+    (which decode to the same bytes), so a link has exactly one form."""
+    if not _B64.fullmatch(text) or len(text) % 4 == 1:
+        raise ValueError("not canonical unpadded urlsafe base64")
+    raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    if _b64(raw) != text:
+        raise ValueError("not canonical unpadded urlsafe base64")
+    return raw
 
 
 def parse_expiry_s(raw: str) -> int:
-    """`30d`, `12h`, `90m` -> seconds."""
-    match = _DURATION.match(raw.strip())
+    """`30d`, `12h`, `90m` -> seconds, between MIN_EXPIRY_S and MAX_EXPIRY_S."""
+    match = _DURATION.fullmatch(raw.strip())
     if not match:
         raise ShareLinkError(f"--expires {raw!r} is not a duration; use e.g. 30d, 12h or 90m")
     amount, unit = int(match.group(1)), match.group(2)
-    return amount * {"d": 86400, "h": 3600, "m": 60}[unit]
+    seconds = amount * {"d": 86400, "h": 3600, "m": 60}[unit]
+    if not MIN_EXPIRY_S <= seconds <= MAX_EXPIRY_S:
+        raise ShareLinkError(f"--expires must be between 1m and 366d, not {raw.strip()!r}")
+    return seconds
 
 
 def sign_scope(secret: Secret, scope: ShareScope) -> str:
@@ -69,6 +87,10 @@ def sign_scope(secret: Secret, scope: ShareScope) -> str:
             "CLOCKWALL_SECRET_KEY is not set; set it to a long random string, e.g. the output "
             "of: python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
         )
+    if not scope.link_id:
+        scope = replace(scope, link_id=secrets.token_urlsafe(9))
+    elif not _LINK_ID.fullmatch(scope.link_id):
+        raise ShareLinkError(f"link id {scope.link_id!r} is not 8 to 32 URL-safe characters")
     payload = _b64(
         orjson.dumps(
             {
@@ -77,6 +99,7 @@ def sign_scope(secret: Secret, scope: ShareScope) -> str:
                 "i": scope.id,
                 "e": scope.expires_at,
                 "h": scope.hide_amounts,
+                "n": scope.link_id,
             }
         )
     )
@@ -87,25 +110,36 @@ def sign_scope(secret: Secret, scope: ShareScope) -> str:
 def verify_token(secret: Secret, token: str, now_s: float | None = None) -> ShareScope:
     if not secret:
         raise ShareLinkError("share links are disabled on this server (no CLOCKWALL_SECRET_KEY)")
+    malformed = ShareLinkError("this share link is malformed; ask for a new one")
     payload, sep, mac = token.partition(".")
     if not sep or len(token) > 1024:
-        raise ShareLinkError("this share link is malformed; ask for a new one")
-    expected = hmac.new(secret.reveal().encode(), payload.encode(), hashlib.sha256).digest()
+        raise malformed
     try:
         given = _unb64(mac)
-        data = orjson.loads(_unb64(payload))
-    except (ValueError, orjson.JSONDecodeError):
-        raise ShareLinkError("this share link is malformed; ask for a new one") from None
+        raw = _unb64(payload)
+    except ValueError:
+        raise malformed from None
+    expected = hmac.new(secret.reveal().encode(), payload.encode(), hashlib.sha256).digest()
     if not hmac.compare_digest(expected, given):
         raise ShareLinkError("this share link is not valid (it was altered); ask for a new one")
     try:
+        data = orjson.loads(raw)
+        # Links signed before links had ids are known by a digest of their MAC instead.
+        link_id = data.get("n", _b64(hashlib.sha256(given).digest()[:9]))
         scope = ShareScope(
-            str(data["w"]), str(data["k"]), str(data["i"]), int(data["e"]), bool(data["h"])
+            str(data["w"]),
+            str(data["k"]),
+            str(data["i"]),
+            int(data["e"]),
+            bool(data["h"]),
+            link_id,
         )
-    except (KeyError, TypeError, ValueError):
-        raise ShareLinkError("this share link is malformed; ask for a new one") from None
-    if scope.kind not in ("project", "client"):
-        raise ShareLinkError("this share link is malformed; ask for a new one")
+    except (KeyError, TypeError, ValueError, AttributeError, orjson.JSONDecodeError):
+        raise malformed from None
+    if scope.kind not in ("project", "client") or not (
+        isinstance(link_id, str) and _LINK_ID.fullmatch(link_id)
+    ):
+        raise malformed
     if (time.time() if now_s is None else now_s) >= scope.expires_at:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(scope.expires_at))
         raise ShareLinkError(f"this share link expired on {when}; ask for a new one")
@@ -115,9 +149,10 @@ def verify_token(secret: Secret, token: str, now_s: float | None = None) -> Shar
 class ShareReport:
     """The client report behind a share link, computed from the same day totals as the wall."""
 
-    def __init__(self, settings: Settings, store: TotalsStore) -> None:
+    def __init__(self, settings: Settings, store: TotalsStore, entry_limit: int = 5000) -> None:
         self.settings = settings
         self.store = store
+        self.entry_limit = entry_limit  # entries listed; totals are never cut
 
     async def read(self, scope: ShareScope, start: date, end: date) -> dict[str, Any]:
         ws = scope.workspace
@@ -131,7 +166,10 @@ class ShareReport:
             title = clients.get(scope.id, {}).get("name") or scope.id
         summary = await self.store.read_summary(ws, start, end, "PROJECT")
         groups = [g for g in summary["groups"] if g["id"] in wanted]
-        entries_all = await self.store.read_entries(ws, start, end)
+        # Scoped before the limit: the rest of the workspace never crowds the scope out.
+        entries_all = await self.store.read_entries(
+            ws, start, end, self.entry_limit, keep=lambda state: state.get("projectId") in wanted
+        )
         entries = [
             {
                 "day": e["day"],
@@ -180,6 +218,7 @@ class ShareReport:
             "days": [{"day": d, "totalSeconds": s} for d, s in sorted(days.items())],
             "entries": entries,
             "includesRunning": any(e["running"] for e in entries),
+            "truncated": entries_all["truncated"],
             **totals,
         }
 

@@ -20,6 +20,14 @@ from zoneinfo import ZoneInfo
 import orjson
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
+from redis.exceptions import (
+    ClusterDownError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 
 from app import keys
 from app.models import Named, TimeEntry, parse_instant
@@ -28,6 +36,7 @@ from app.pipe import ScriptPipe
 Clock = Callable[[], datetime]
 STORE_DEADLINE_S = 5.0  # the longest a write waits for Redis
 NAME_RESEND_S = 60.0  # an unchanged name is written again at most once a minute per process
+ENTRY_READ_CHUNK = 1000  # entry states read per HMGET
 KINDS = ("create", "update", "delete", "restore", "sync")
 GROUPS = {
     "PROJECT": keys.DIM_PROJECT,
@@ -43,6 +52,42 @@ NO_NAME = {
     "CLIENT": "(Without client)",
     "TAG": "(Without tag)",
 }
+
+
+# Error replies that mean Redis cannot take a write right now (loading, busy with a script, a
+# replica, out of memory, failing over, refusing writes after a failed save): an outage, which
+# the sender retries. redis-py strips some of these codes into the class; the pipe keeps them.
+_UNAVAILABLE_ERRORS = (
+    ClusterDownError,
+    NoPermissionError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    TryAgainError,
+)
+_UNAVAILABLE_REPLIES = (
+    "BUSY",
+    "CLUSTERDOWN",
+    "LOADING",
+    "MASTERDOWN",
+    "MISCONF",
+    "NOAUTH",
+    "NOPERM",
+    "NOREPLICAS",
+    "OOM",
+    "READONLY",
+    "TRYAGAIN",
+)
+
+
+class ApplyError(Exception):
+    """An entry the store could not apply for a reason other than an outage: the script refused
+    it (a total would leave the exact range) or failed (an error reply that is not an outage).
+    Resending does not help until the cause is fixed; the message says what it was."""
+
+    def __init__(self, what: str, written: bool) -> None:
+        super().__init__(what)
+        self.what = what
+        self.written = written  # False: the script checked and wrote nothing
 
 
 def utc_now() -> datetime:
@@ -261,22 +306,30 @@ class TotalsStore:
                 *name_args,
             ],
         )
+        sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
+        text = outcome.decode() if isinstance(outcome, bytes) else outcome
+        if text == "rejected":
+            raise ApplyError(f"{sid}; nothing was recorded", written=False)
         for cache_key, record in fresh:
             self._sent_names[cache_key] = (record, now_s)
         if len(self._sent_names) > 50_000:
             self._sent_names.clear()
-        sid = stream_id.decode() if isinstance(stream_id, bytes) else stream_id
-        text = outcome.decode() if isinstance(outcome, bytes) else outcome
         return ApplyResult(text, sid or None)
 
     async def _script(self, script: AsyncScript, keys: list[Any], args: list[Any]) -> Any:
         # A Redis that stops answering fails the write (the webhook answers 503) rather than
         # hanging it: the pipe drops a connection silent for STORE_DEADLINE_S; redis-py calls
         # get a deadline of their own.
-        if self.pipe is not None:
-            return await self.pipe.evalsha(script, keys, args)
-        async with asyncio.timeout(STORE_DEADLINE_S):
-            return await script(keys=keys, args=args)
+        try:
+            if self.pipe is not None:
+                return await self.pipe.evalsha(script, keys, args)
+            async with asyncio.timeout(STORE_DEADLINE_S):
+                return await script(keys=keys, args=args)
+        except ResponseError as exc:
+            if isinstance(exc, _UNAVAILABLE_ERRORS) or str(exc).startswith(_UNAVAILABLE_REPLIES):
+                raise
+            # Not an outage: the script itself failed, perhaps after some of its writes.
+            raise ApplyError(f"the store's script failed ({exc})", written=True) from exc
 
     @staticmethod
     def _display(entry: TimeEntry, client_id: str | None) -> bytes:
@@ -497,27 +550,48 @@ class TotalsStore:
         }
 
     async def read_entries(
-        self, ws: str, start: date, end: date, limit: int = 5000
+        self,
+        ws: str,
+        start: date,
+        end: date,
+        limit: int = 5000,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
     ) -> dict[str, Any]:
+        """The entries of [start, end], at most `limit`; `keep` (a test of an entry's stored
+        state) scopes them before the limit, so a scoped reader never loses its own entries
+        to the rest of the workspace. `truncated` says when the limit cut the list."""
         days = self.days(start, end)
         async with self.redis.pipeline(transaction=False) as pipe:
             for day in days:
                 pipe.zrange(keys.day_index(ws, day), 0, -1)
             results = await pipe.execute()
         ids = [i for day_ids in results for i in day_ids]
-        truncated = len(ids) > limit
-        ids = ids[:limit]
-        states = await self.redis.hmget(keys.entry_states(ws), ids) if ids else []
+        truncated = False
+        if keep is None:
+            truncated = len(ids) > limit
+            ids = ids[:limit]
+        parsed: list[dict[str, Any]] = []
+        for offset in range(0, len(ids), ENTRY_READ_CHUNK):
+            chunk = ids[offset : offset + ENTRY_READ_CHUNK]
+            for raw in await self.redis.hmget(keys.entry_states(ws), chunk):
+                if raw is None:
+                    continue
+                state = orjson.loads(raw)
+                if keep is not None and not keep(state):
+                    continue
+                if len(parsed) == limit:
+                    truncated = True
+                    break
+                parsed.append(state)
+            if truncated:
+                break
         users = await self.read_names(ws, "user")
         projects = await self.read_names(ws, "project")
         clients = await self.read_names(ws, "client")
         tags = await self.read_names(ws, "tag")
         now = self.clock()
         entries = []
-        for raw in states:
-            if raw is None:
-                continue
-            state = orjson.loads(raw)
+        for state in parsed:
             start_at = parse_instant(state["start"], "start")
             assert start_at is not None
             running = state.get("end") is None

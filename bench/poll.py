@@ -31,9 +31,9 @@ from app.config import Secret
 from app.metrics import Metrics
 from app.poller import Poller
 from app.simulator import ManualClock, SimulatedWorkspace
+from app.simulator_server import run_simulator
 from app.store import TotalsStore
 from bench.common import REDIS_BASE, print_table, row
-from tests.simulator_server import run_simulator
 
 REDIS_URL = f"{REDIS_BASE}/7"
 HOUR_S = 3600.0

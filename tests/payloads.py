@@ -427,7 +427,7 @@ class AppClient(httpx.AsyncClient):
     closed, also closes what the app opened on its own: the store's pipelined connection."""
 
     def __init__(self, app: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("base_url", "http://test")
+        kwargs.setdefault("base_url", "http://localhost")
         super().__init__(transport=httpx.ASGITransport(app=app), **kwargs)
         self.app = app
 

@@ -19,12 +19,17 @@ SECRET = "s3cret-signing-key-for-tests-only"
 DASH = "dash-token-0123456789"
 
 
+def hx(name: str) -> str:
+    """A readable name as a Clockify id (24 hexadecimal characters), as the webhook demands."""
+    return name.encode().hex().rjust(24, "0")
+
+
 def entry(entry_id: str, project: str, client: str, hours: int, start_hour: int) -> dict:
     return {
-        "id": entry_id,
+        "id": hx(entry_id),
         "workspaceId": WS,
-        "userId": "u1",
-        "user": {"id": "u1", "name": "Ana"},
+        "userId": hx("u1"),
+        "user": {"id": hx("u1"), "name": "Ana"},
         "description": f"work on {project}",
         "billable": True,
         "hourlyRate": {"amount": 10000, "currency": "EUR"},
@@ -34,10 +39,10 @@ def entry(entry_id: str, project: str, client: str, hours: int, start_hour: int)
             "duration": f"PT{hours}H",
         },
         "project": {
-            "id": project,
+            "id": hx(project),
             "name": f"Project {project}",
             "color": "#336699",
-            "clientId": client,
+            "clientId": hx(client),
             "clientName": f"Client {client}",
         },
         "tags": [],
@@ -116,7 +121,7 @@ async def test_security_headers(seeded: dict[str, object]) -> None:
 
 
 def link(scope_kind: str, ident: str, expires_in_s: int = 3600, hide: bool = False) -> str:
-    scope = ShareScope(WS, scope_kind, ident, int(time.time()) + expires_in_s, hide)
+    scope = ShareScope(WS, scope_kind, hx(ident), int(time.time()) + expires_in_s, hide)
     return sign_scope(Secret(SECRET), scope)
 
 
@@ -132,9 +137,9 @@ async def test_share_link_for_project_never_shows_other_projects(
         data = report.json()
         assert data["totalSeconds"] == 2 * 3600
         assert data["amounts"] == [{"currency": "EUR", "amount": 200.0}]
-        assert [p["id"] for p in data["projects"]] == ["pA"]
+        assert [p["id"] for p in data["projects"]] == [hx("pA")]
         text = report.text
-        assert "pB" not in text and "Project pB" not in text and "e-b1" not in text
+        assert hx("pB") not in text and "Project pB" not in text and hx("e-b1") not in text
         # The share token opens nothing else.
         for path in ("/api/summary", "/api/entries", "/api/team", "/api/running", "/metrics"):
             response = await client.get(f"{path}?share={token}")
@@ -151,7 +156,7 @@ async def test_share_link_for_client_and_hidden_amounts(seeded: dict[str, object
     assert data["totalSeconds"] == 3 * 3600
     assert "amounts" not in data
     assert all("billableAmount" not in e for e in data["entries"])
-    assert "pA" not in orjson.dumps(data).decode()
+    assert "pA" not in orjson.dumps(data).decode() and hx("pA") not in orjson.dumps(data).decode()
 
 
 async def test_expired_and_tampered_links_are_refused(seeded: dict[str, object]) -> None:
@@ -176,7 +181,7 @@ def test_verify_token_rejects_other_secret() -> None:
     with pytest.raises(ShareLinkError):
         verify_token(Secret("another-secret-key-entirely"), token)
     scope = verify_token(Secret(SECRET), token)
-    assert (scope.kind, scope.id, scope.workspace) == ("project", "pA", WS)
+    assert (scope.kind, scope.id, scope.workspace) == ("project", hx("pA"), WS)
 
 
 async def test_head_of_the_event_stream_answers_headers_and_holds_nothing(

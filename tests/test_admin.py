@@ -22,8 +22,8 @@ from app.admin import (
 from app.cli import main
 from app.config import Secret, Settings, WebhookToken
 from app.simulator import SimulatedWorkspace
+from app.simulator_server import run_simulator, run_simulator_in_thread
 from tests.conftest import redis_db, redis_url
-from tests.simulator_server import run_simulator, run_simulator_in_thread
 
 DB = 8
 PUBLIC_URL = "https://wall.example.com"
@@ -73,7 +73,10 @@ async def test_setup_creates_the_plans_webhooks_once(
     assert {h.url for h in hooks} == {HOOK_URL}
     tokens = [next(h.auth_token for h in hooks if h.event == e) for e in wanted]
     assert first.tokens == second.tokens == tokens
-    assert first.token_line() == "CLOCKIFY_WEBHOOK_TOKENS=" + ",".join(tokens)
+    # Each token bound to its workspace, so it cannot write to another configured one.
+    assert first.token_line() == "CLOCKIFY_WEBHOOK_TOKENS=" + ",".join(
+        f"{sim.id}:{t}" for t in tokens
+    )
     assert sim.api_key not in first.token_line()
 
 
@@ -236,7 +239,9 @@ def test_cli_setup_then_check(
     out, err = capsys.readouterr()
     token_lines = [line for line in out.splitlines() if line.startswith("CLOCKIFY_WEBHOOK_TOKENS=")]
     assert len(token_lines) == 1 and err == ""
-    tokens = token_lines[0].split("=", 1)[1].split(",")
+    bound = [item.partition(":") for item in token_lines[0].split("=", 1)[1].split(",")]
+    assert {ws for ws, _, _ in bound} == {cli_sim.id}
+    tokens = [token for _, _, token in bound]
     assert sorted(tokens) == sorted(h.auth_token for h in cli_sim.webhooks.values())
     assert "created: NEW_TIMER_STARTED, TIMER_STOPPED, TIME_ENTRY_UPDATED" in out
     assert cli_sim.api_key not in out

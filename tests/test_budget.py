@@ -15,8 +15,8 @@ from app.budget import PAID_PLAN_PER_HOUR, RequestBudget, budget_for_plan
 from app.clockify import BudgetExhaustedError, ClockifyClient
 from app.config import Secret
 from app.simulator import ManualClock, SimulatedWorkspace
+from app.simulator_server import run_simulator
 from tests.conftest import redis_db, redis_url
-from tests.simulator_server import run_simulator
 
 WS = "5f0e1a2b3c4d5e6f7a8b9c0d"
 HOUR_S = 3600.0

@@ -26,8 +26,8 @@ from app.clockify import (
 )
 from app.config import Secret
 from app.simulator import ManualClock, SimulatedWorkspace
+from app.simulator_server import run_simulator
 from tests import simulator_server
-from tests.simulator_server import run_simulator
 
 sim_clock = simulator_server.sim_clock
 sim = simulator_server.sim

@@ -1,15 +1,20 @@
 """Logs of a real `clockwall serve` process with CLOCKWALL_LOG_JSON=1, through a Redis outage:
 every line is one JSON object (uvicorn's included), each problem is one warning that says what
-went wrong, and no secret from the environment appears anywhere."""
+went wrong, and no secret from the environment appears anywhere. JSON lines keep tracebacks."""
 
 from __future__ import annotations
 
+import io
 import json
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 
+from app.logs import JsonFormatter
 from tests.conftest import TOKEN
 from tests.fault_helpers import AppProcess, RedisProcess, serve_env
 from tests.payloads import entry_2024
@@ -64,3 +69,56 @@ async def test_json_logs_through_an_outage_name_each_problem_and_no_secret(tmp_p
         assert "REDIS_URL" in record["message"]
     for secret in (TOKEN, API_KEY, DASHBOARD_TOKEN, SECRET_KEY):
         assert secret not in text
+
+
+@pytest.fixture
+def json_log() -> Iterator[tuple[logging.Logger, io.StringIO]]:
+    """A logger of its own writing JSON lines to a buffer (the root logger stays pytest's)."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    log = logging.getLogger("tests.json_log")
+    log.addHandler(handler)
+    log.setLevel(logging.INFO)
+    log.propagate = False
+    try:
+        yield log, out
+    finally:
+        log.removeHandler(handler)
+        log.setLevel(logging.NOTSET)
+        log.propagate = True
+
+
+def fail_deep_inside() -> None:
+    raise ValueError("the cause, named")
+
+
+def test_a_json_log_line_carries_the_traceback_of_a_logged_exception(
+    json_log: tuple[logging.Logger, io.StringIO],
+) -> None:
+    log, out = json_log
+    try:
+        fail_deep_inside()
+    except ValueError:
+        log.exception("poller: the cycle failed")
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 1  # the traceback's newlines are escaped inside the one object
+    record = json.loads(lines[0])
+    assert record["message"] == "poller: the cycle failed"
+    assert record["level"] == "ERROR"
+    assert record["exc"].startswith("Traceback (most recent call last):")
+    assert "in fail_deep_inside" in record["exc"]
+    assert record["exc"].endswith("ValueError: the cause, named")
+    assert "stack" not in record
+
+
+def test_a_json_log_line_carries_the_stack_when_asked_and_nothing_extra_otherwise(
+    json_log: tuple[logging.Logger, io.StringIO],
+) -> None:
+    log, out = json_log
+    log.warning("where am I", stack_info=True)
+    log.info("plain")
+    first, second = (json.loads(line) for line in out.getvalue().splitlines())
+    assert first["stack"].startswith("Stack (most recent call last):")
+    assert "test_a_json_log_line_carries_the_stack" in first["stack"]
+    assert set(second) == {"time", "level", "logger", "message"}

@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 
 from app.simulator import SimulatedWorkspace
+from app.simulator_server import run_simulator
 from app.stream import parse_stream_id
 from tests.conftest import redis_db, redis_url
 from tests.fault_helpers import (
@@ -26,7 +27,6 @@ from tests.fault_helpers import (
     stream_ids,
     wait_until,
 )
-from tests.simulator_server import run_simulator
 from tests.sse_client import SSEClient
 
 DB = 5

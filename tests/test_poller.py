@@ -37,10 +37,10 @@ from app.simulator import (
     SimulatedWorkspace,
     WebhookSender,
 )
+from app.simulator_server import run_simulator
 from app.store import TotalsStore
 from tests.conftest import redis_db, redis_url
 from tests.payloads import AppClient
-from tests.simulator_server import run_simulator
 
 DB = 8
 HOUR_S = 3600.0

@@ -32,8 +32,8 @@ from app.simulator import (
     WebhookSender,
     format_duration,
 )
+from app.simulator_server import run_simulator, run_simulator_in_thread, serve_app
 from tests import simulator_server
-from tests.simulator_server import run_simulator, run_simulator_in_thread, serve_app
 
 sim_clock = simulator_server.sim_clock
 sim = simulator_server.sim
