@@ -19,7 +19,7 @@ import uvicorn
 
 from app.config import Secret, Settings, WebhookToken
 from app.main import create_app
-from app.runtime import SHUTDOWN_GRACE_S, tune_gc
+from app.runtime import SHUTDOWN_GRACE_S, run_server, tune_gc
 from app.simulator import SimulatedWorkspace, WebhookSender, create_simulator_app
 
 log = logging.getLogger(__name__)
@@ -134,8 +134,11 @@ def run_demo(port: int, users: int, announce: Callable[[str], None]) -> int:
     )
     announce(f"clockwall demo: the wall is at http://localhost:{port}/  (Ctrl-C stops)")
     tune_gc()
-    uvicorn.run(
-        create_app(settings),
+    app = create_app(settings)
+    run_server(
+        app,
+        app.state.exiting,
+        header_timeout_s=settings.header_timeout_s,
         host=settings.host,
         port=port,
         log_level="warning",

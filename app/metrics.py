@@ -10,7 +10,8 @@ class Metrics:
         self.registry = CollectorRegistry(auto_describe=True)
         self.webhooks = Counter(
             "clockwall_webhooks_total",
-            "Webhook deliveries by event type and outcome",
+            "Webhook deliveries by outcome and event type: a documented Clockify event, "
+            "'other' (unknown), 'invalid' (malformed) or 'unauthenticated' (token refused)",
             ["event", "outcome"],
             registry=self.registry,
         )

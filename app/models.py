@@ -17,15 +17,18 @@ _ISO_DURATION = re.compile(
 )
 _COLOR = re.compile(r"^#[0-9A-Fa-f]{3,8}$")
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
-# Ids become Redis hash fields such as `<user>|<project>`, so `|` would split them wrongly.
-_ID = re.compile(r"^[\x21-\x7b\x7d\x7e]+$")
-MAX_ID_LEN = 64
+# Clockify's ids are MongoDB ObjectIds: 24 hex digits. Nothing else is taken, so an id can never
+# split a Redis field such as `<user>|<project>`, nor be `__proto__` or `constructor` in a page.
+# Used with fullmatch: `$` would let a trailing newline through.
+_ID = re.compile(r"[0-9a-fA-F]{24}")
+ID_RULE = "an id of 24 hexadecimal characters, as Clockify makes them"
 MAX_TEXT_LEN = 3000
 MAX_SPAN = timedelta(days=3660)
 MIN_INSTANT = datetime(1, 1, 2, tzinfo=UTC)
 MAX_INSTANT = datetime(9980, 1, 1, tzinfo=UTC)
-# Bounds what one entry adds (10 years x rate) to stay exact in Lua's doubles and Redis int64.
-MAX_RATE_MINOR = 10**10
+# Bounds what one entry adds (ten years x rate: under 10^14 minor units), so every total stays
+# far inside 2^53, where Redis's int64, Lua's doubles and JSON readers all hold it exactly.
+MAX_RATE_MINOR = 10**9
 
 
 class PayloadError(ValueError):
@@ -38,19 +41,25 @@ def parse_duration_s(value: Any, where: str = "timeInterval.duration") -> int | 
         return None
     if isinstance(value, bool):
         raise PayloadError(f"{where} must be an ISO-8601 duration such as 'PT1H30M'")
+    seconds: int | None = None
     if isinstance(value, int | float):
         if value < 0:
             raise PayloadError(f"{where} must not be negative")
-        return int(value)
-    if isinstance(value, str):
-        if value.isdigit():
-            return int(value)
-        match = _ISO_DURATION.match(value)
-        if match and value not in ("P", "PT"):
+        seconds = int(value)
+    elif isinstance(value, str) and len(value) <= 40:  # int() of thousands of digits raises
+        if value.isascii() and value.isdigit():
+            seconds = int(value)
+        elif (match := _ISO_DURATION.match(value)) and value not in ("P", "PT"):
             d, h, m, s = match.groups()
-            seconds = int(float(s)) if s and "." in s else int(s or 0)
-            return int(d or 0) * 86400 + int(h or 0) * 3600 + int(m or 0) * 60 + seconds
-    raise PayloadError(f"{where} must be an ISO-8601 duration such as 'PT1H30M', got {value!r}")
+            whole_s = int(float(s)) if s and "." in s else int(s or 0)
+            seconds = int(d or 0) * 86400 + int(h or 0) * 3600 + int(m or 0) * 60 + whole_s
+    if seconds is None:
+        raise PayloadError(
+            f"{where} must be an ISO-8601 duration such as 'PT1H30M', got {value!r:.80}"
+        )
+    if seconds > MAX_SPAN.total_seconds():
+        raise PayloadError(f"{where} spans more than ten years")
+    return seconds
 
 
 def parse_instant(value: Any, where: str) -> datetime | None:
@@ -89,10 +98,10 @@ _KNOWN_IDS_MAX = 100_000
 
 
 def _is_id(value: str) -> bool:
-    """At most MAX_ID_LEN printable characters without spaces or `|`."""
+    """A Clockify id: exactly 24 hexadecimal characters."""
     if value in _KNOWN_IDS:
         return True
-    if not 0 < len(value) <= MAX_ID_LEN or not _ID.match(value):
+    if not _ID.fullmatch(value):
         return False
     if len(_KNOWN_IDS) >= _KNOWN_IDS_MAX:
         _KNOWN_IDS.clear()
@@ -110,10 +119,8 @@ def _str(obj: dict[str, Any], key: str, where: str, required: bool = False) -> s
         return None
     if not isinstance(value, str):
         raise PayloadError(f"{where}{key} must be a string, got {type(value).__name__}")
-    if len(value) > MAX_ID_LEN:
-        raise PayloadError(f"{where}{key} is longer than {MAX_ID_LEN} characters")
     if not _is_id(value):
-        raise PayloadError(f"{where}{key} must be an id without spaces or '|'")
+        raise PayloadError(f"{where}{key} must be {ID_RULE}")
     return value
 
 
@@ -309,8 +316,6 @@ def parse_time_entry(body: Any) -> TimeEntry:
     end = parse_instant(interval.get("end"), "timeInterval.end")
     duration = parse_duration_s(interval.get("duration"))
     if end is None and duration is not None and body.get("currentlyRunning") is not True:
-        if duration > MAX_SPAN.total_seconds():
-            raise PayloadError("timeInterval.duration spans more than ten years")
         end = start + timedelta(seconds=duration)
     if end is not None and end < start:
         raise PayloadError("timeInterval.end is before timeInterval.start")
@@ -342,7 +347,9 @@ def parse_time_entry(body: Any) -> TimeEntry:
         if not isinstance(raw_tag_ids, list) or not all(
             isinstance(t, str) and _is_id(t) for t in raw_tag_ids
         ):
-            raise PayloadError("tagIds must be a list of id strings")
+            raise PayloadError(
+                "tagIds must be a list of id strings, 24 hexadecimal characters each"
+            )
         tag_ids.extend(t for t in raw_tag_ids[:100] if t not in tag_ids)
 
     rate = parse_rate(body, "hourlyRate")

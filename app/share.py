@@ -263,8 +263,3 @@ class ScopedChanges:
         dim = "P" if self.scope.kind == "project" else "C"
         prefix = f"{self.scope.id}|"
         return any(item[0] == dim and str(item[1]).startswith(prefix) for item in data["prev"]["f"])
-
-    def scope_snapshot(self, data: bytes) -> bytes:
-        snapshot = orjson.loads(data)
-        keep = ("range", "today", "timezone", "weekStart", "asOf")
-        return orjson.dumps({"scope": self.scope.kind, **{k: snapshot.get(k) for k in keep}})

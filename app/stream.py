@@ -28,14 +28,22 @@ from app.tasks import stop_tasks
 log = logging.getLogger(__name__)
 
 StreamId = tuple[int, int]
+# Both halves of a Redis Stream id are unsigned 64-bit numbers; Redis refuses anything larger.
+STREAM_ID_PART_LIMIT = 2**64
 
 
 def parse_stream_id(raw: str) -> StreamId | None:
-    """`1711111111111-3` -> (1711111111111, 3); None for anything else."""
-    ms, sep, seq = raw.strip().partition("-")
-    if not (ms.isdigit() and (not sep or seq.isdigit())) or len(raw) > 40:
+    """`1711111111111-3` -> (1711111111111, 3); None for anything else, including ids no
+    Redis Stream can hold."""
+    if len(raw) > 41:
         return None
-    return int(ms), int(seq or 0)
+    ms, sep, seq = raw.strip().partition("-")
+    if not (ms.isascii() and ms.isdigit() and (not sep or (seq.isascii() and seq.isdigit()))):
+        return None
+    sid = int(ms), int(seq or 0)
+    if sid[0] >= STREAM_ID_PART_LIMIT or sid[1] >= STREAM_ID_PART_LIMIT:
+        return None
+    return sid
 
 
 def format_stream_id(sid: StreamId) -> str:
@@ -133,13 +141,17 @@ class Subscriber:
     may write to its connection directly: `writable` is the connection's transport when the
     server allows that (uvicorn's httptools protocol, chunked body), `transport` is set when
     the stream switches over. A batch then costs one write per client, framed once for all,
-    instead of a queue item, a task wake-up and a trip through every ASGI layer."""
+    instead of a queue item, a task wake-up and a trip through every ASGI layer.
+
+    A `scoped` client (a share link's stream) filters every change for itself and is never
+    written to directly; broadcasts give it their scoped form (see ChangeHub.broadcast)."""
 
     workspace: str
     queue: Mailbox = field(default_factory=lambda: Mailbox(256))
     dropped: bool = False
     writable: Any = None
     transport: Any = None
+    scoped: bool = False
 
 
 def chunk(body: bytes) -> bytes:
@@ -160,8 +172,15 @@ class ChangeHub:
         coalesce_s: float = 0.015,
         write_share: float = 0.5,
         max_buffered_bytes: int = 1024 * 1024,
+        exiting: asyncio.Event | None = None,
+        read_margin_s: float = 3.0,
     ) -> None:
         self.redis = redis
+        # Set when the server begins to exit (app.compat.ClockwallServer): every stream ends.
+        self.exiting = exiting
+        # A read that has not answered `read_margin_s` after its BLOCK time is stuck (a
+        # connection a firewall dropped silently, a paused Redis): it is abandoned.
+        self.read_margin_s = read_margin_s
         # A directly written client whose unsent bytes pass this is too slow: it is dropped.
         self.max_buffered_bytes = max_buffered_bytes
         # The SSE bytes of a batch for directly written clients (set by the events endpoint).
@@ -193,8 +212,8 @@ class ChangeHub:
         self._tasks: list[asyncio.Task[None]] = []
 
     # Subscribers ------------------------------------------------------------------------
-    def subscribe(self, workspace: str) -> Subscriber:
-        sub = Subscriber(workspace, Mailbox(self.queue_size))
+    def subscribe(self, workspace: str, scoped: bool = False) -> Subscriber:
+        sub = Subscriber(workspace, Mailbox(self.queue_size), scoped=scoped)
         self.subscribers.add(sub)
         if self.closing:
             self._close(sub)
@@ -247,9 +266,12 @@ class ChangeHub:
             sub.queue.get_nowait()
         sub.queue.put_nowait(b"")
 
-    def broadcast(self, workspace: str | None, payload: bytes) -> None:
-        """Send a pre-encoded message (e.g. a `status` event) to every local client."""
-        self._fan_out(workspace, payload, lambda: chunk(payload))
+    def broadcast(
+        self, workspace: str | None, payload: bytes, scoped_payload: bytes | None = None
+    ) -> None:
+        """Send a pre-encoded message (e.g. a `status` event) to every local client; scoped
+        clients get `scoped_payload` instead when one is given (what they may see of it)."""
+        self._fan_out(workspace, payload, lambda: chunk(payload), scoped_payload)
 
     def dispatch(self, change: Change) -> None:
         self.dispatch_batch(change.workspace, (change,))
@@ -262,16 +284,21 @@ class ChangeHub:
         self._fan_out(workspace, changes, lambda: self._frame_batch(changes))
 
     def _fan_out(
-        self, workspace: str | None, item: Batch | bytes, frame: Callable[[], bytes]
+        self,
+        workspace: str | None,
+        item: Batch | bytes,
+        frame: Callable[[], bytes],
+        scoped_item: Batch | bytes | None = None,
     ) -> None:
         """`item` to every client of `workspace` (None: all): queued for one still catching
-        up, or written to a live one's connection as the chunk `frame()` builds, once."""
+        up, or written to a live one's connection as the chunk `frame()` builds, once.
+        Scoped clients (always queued) get `scoped_item` when one is given."""
         framed: bytes | None = None
         for sub in list(self.subscribers):
             if workspace is not None and sub.workspace != workspace:
                 continue
             if sub.transport is None:
-                self._offer(sub, item)
+                self._offer(sub, scoped_item if sub.scoped and scoped_item is not None else item)
                 continue
             if framed is None:
                 framed = frame()
@@ -309,10 +336,15 @@ class ChangeHub:
     # The reader -------------------------------------------------------------------------
     async def prime(self) -> None:
         """Note where every stream ends now, before any client subscribes, so the first
-        XREAD starts exactly after the newest change a first snapshot can contain."""
-        for ws in self.workspaces:
-            newest = await self.redis.xrevrange(keys.changes(ws), count=1)
-            self.last_ids[keys.changes(ws)] = _text(newest[0][0]) if newest else "0-0"
+        XREAD starts exactly after the newest change a first snapshot can contain. All or
+        nothing: a read that fails half way must not leave a workspace out of every XREAD.
+        Bounded like every read (a silent Redis at start-up must not hold the server's start)."""
+        newest_ids: dict[str, str] = {}
+        async with asyncio.timeout(self.read_deadline_s):
+            for ws in self.workspaces:
+                newest = await self.redis.xrevrange(keys.changes(ws), count=1)
+                newest_ids[keys.changes(ws)] = _text(newest[0][0]) if newest else "0-0"
+        self.last_ids.update(newest_ids)
 
     def start(self) -> None:
         """Three tasks for the whole process, however many clients: the stream reader, the
@@ -321,8 +353,10 @@ class ChangeHub:
             self._tasks = [
                 asyncio.create_task(self.run(), name="clockwall-change-reader"),
                 asyncio.create_task(self._heartbeat(), name="clockwall-sse-heartbeat"),
-                asyncio.create_task(self._watch_shutdown(), name="clockwall-sse-shutdown"),
             ]
+            if self.exiting is not None:
+                watch = asyncio.create_task(self._watch_shutdown(), name="clockwall-sse-shutdown")
+                self._tasks.append(watch)
 
     async def stop(self) -> None:
         await stop_tasks(self._tasks)
@@ -353,10 +387,9 @@ class ChangeHub:
 
     async def _watch_shutdown(self) -> None:
         # uvicorn waits for open responses before it runs the lifespan shutdown, so streams
-        # must end when the server starts to exit: sse-starlette sees that signal.
-        from sse_starlette import EventSourceResponse
-
-        await EventSourceResponse._listen_for_exit_signal()
+        # must end when the server starts to exit, which `exiting` says.
+        assert self.exiting is not None
+        await self.exiting.wait()
         log.info("shutting down: ending %d event streams", len(self.subscribers))
         self.close_all()
 
@@ -380,15 +413,23 @@ class ChangeHub:
                 for sub in list(self.subscribers):
                     self._close(sub)
 
+    @property
+    def read_deadline_s(self) -> float:
+        """How long one read may take before it counts as stuck."""
+        return self.block_ms / 1000 + self.read_margin_s
+
     async def run(self) -> None:
-        """Read forever; on a Redis error log once, report the store down, back off, retry."""
+        """Read forever; on a Redis error or a read that does not answer in time, log once,
+        report the store down (every screen shows it), back off and read again.
+
+        Every read has a deadline: a connection a firewall dropped silently, or a Redis that
+        stopped answering, would otherwise hold XREAD (and every screen of the process) until
+        TCP gives up, hours later. A read cancelled at its deadline leaves its connection
+        closed, never back in the pool with a reply still due (redis-py disconnects on
+        cancellation; tests/test_compat.py checks it), so the next read opens a fresh one."""
         backoff_s = 0.2
         while True:
             try:
-                if not self.last_ids:
-                    for ws in self.workspaces:
-                        newest = await self.redis.xrevrange(keys.changes(ws), count=1)
-                        self.last_ids[keys.changes(ws)] = _text(newest[0][0]) if newest else "0-0"
                 # Under load, what arrives between two reads goes out as one batch: each client
                 # gets one write per batch instead of one per change, which is what keeps 1,000
                 # screens cheap at hundreds of changes/s. Reads are `coalesce_s` apart, or more
@@ -398,20 +439,33 @@ class ChangeHub:
                 wait_s = self._next_read - time.monotonic()
                 if wait_s > 0:
                     await asyncio.sleep(wait_s)
-                streams: Any = self.last_ids
-                reply: Any = await self.redis.xread(streams, block=self.block_ms, count=2000)
+                async with asyncio.timeout(self.read_deadline_s):
+                    if not self.last_ids:
+                        await self.prime()
+                    streams: Any = self.last_ids
+                    reply: Any = await self.redis.xread(streams, block=self.block_ms, count=2000)
                 self._set_store_ok(True)
                 backoff_s = 0.2
             except asyncio.CancelledError:
                 raise
             except (RedisError, OSError) as exc:
                 if self.store_ok:
-                    log.warning("change stream reader: Redis unavailable (%s)", type(exc).__name__)
+                    if isinstance(exc, TimeoutError):
+                        log.warning(
+                            "change stream reader: Redis did not answer within %.1f s; reading "
+                            "again on a new connection (check the network to Redis)",
+                            self.read_deadline_s,
+                        )
+                    else:
+                        log.warning(
+                            "change stream reader: Redis unavailable (%s)", type(exc).__name__
+                        )
                 self._set_store_ok(False)
                 await asyncio.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 5.0)
                 with contextlib.suppress(RedisError, OSError):
-                    await self._check_not_trimmed()
+                    async with asyncio.timeout(self.read_deadline_s):
+                        await self._check_not_trimmed()
                 continue
             for raw_stream, entries in reply or []:
                 stream = _text(raw_stream)

@@ -1,11 +1,13 @@
 """POST /webhooks/clockify: verify the token, bound the body, parse leniently, apply, answer.
 
 Order matters: the token is checked before the body is read; nothing is acknowledged (2xx)
-that the store did not take; a store outage answers 503 so the delivery can be resent.
+that the store did not take; a store outage answers 503 so the delivery can be resent; an entry
+the store cannot apply for another reason answers 500 and says why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -27,7 +29,7 @@ from app.models import (
     parse_time_entry,
 )
 from app.signatures import TokenVerifier
-from app.store import ApplyResult, TotalsStore
+from app.store import ApplyError, ApplyResult, TotalsStore
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +59,44 @@ NAME_EVENTS = {
     "TAG_UPDATED": "tag",
     "TAG_DELETED": "tag",
 }
+# Clockify's other documented events: answered "ignored", but counted under their own names.
+OTHER_EVENTS = {
+    "NEW_TASK",
+    "TASK_UPDATED",
+    "TASK_DELETED",
+    "NEW_INVOICE",
+    "INVOICE_UPDATED",
+    "NEW_APPROVAL_REQUEST",
+    "APPROVAL_REQUEST_STATUS_UPDATED",
+    "TIME_OFF_REQUESTED",
+    "TIME_OFF_REQUEST_APPROVED",
+    "TIME_OFF_REQUEST_REJECTED",
+    "TIME_OFF_REQUEST_WITHDRAWN",
+    "TIME_OFF_REQUEST_UPDATED",
+    "TIME_OFF_REQUEST_STARTED",
+    "BALANCE_UPDATED",
+    "EXPENSE_CREATED",
+    "EXPENSE_UPDATED",
+    "EXPENSE_DELETED",
+    "EXPENSE_RESTORED",
+    "ASSIGNMENT_CREATED",
+    "ASSIGNMENT_UPDATED",
+    "ASSIGNMENT_DELETED",
+    "ASSIGNMENT_PUBLISHED",
+    "USER_GROUP_CREATED",
+    "USER_GROUP_UPDATED",
+    "USER_GROUP_DELETED",
+    "USERS_INVITED_TO_WORKSPACE",
+    "LIMITED_USERS_ADDED_TO_WORKSPACE",
+    "COST_RATE_UPDATED",
+    "BILLABLE_RATE_UPDATED",
+}
+# The metric's event label comes from this fixed set only, so no sender can add series by
+# inventing names: a refused token counts as "unauthenticated", an unknown name as "other".
+KNOWN_EVENTS = frozenset(ENTRY_KINDS) | DELETE_EVENTS | frozenset(NAME_EVENTS) | OTHER_EVENTS
+UNAUTHENTICATED = "unauthenticated"
+OTHER = "other"
+INVALID = "invalid"
 _EVENT_CHARS = set("ABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789")
 
 
@@ -119,13 +159,9 @@ class WebhookEndpoint:
         receive: Receive,
     ) -> JSONAnswer:
         event = (event_header or b"").decode("latin-1").strip().upper()
-        if not event or len(event) > 64 or not set(event) <= _EVENT_CHARS:
-            event_label = "invalid"
-        else:
-            event_label = event
         token = self.verifier.match(signature)
         if token is None:
-            self._count(event_label, "rejected:token")
+            self._count(UNAUTHENTICATED, "rejected:token")
             if not self.verifier:
                 hint = "no webhook tokens are configured; set CLOCKIFY_WEBHOOK_TOKENS"
             else:
@@ -134,25 +170,45 @@ class WebhookEndpoint:
                     "add it to CLOCKIFY_WEBHOOK_TOKENS (run `clockwall setup` to list them)"
                 )
             return error_answer(401, "missing or unknown webhook token", hint)
+        if not event or len(event) > 64 or not set(event) <= _EVENT_CHARS:
+            event_label = INVALID
+        else:
+            event_label = event if event in KNOWN_EVENTS else OTHER
 
         limit = self.settings.webhook_max_bytes
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
             self._count(event_label, "rejected:size")
             return _too_large(limit)
         body = b""
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":  # http.disconnect
-                self._count(event_label, "rejected:disconnect")
-                return error_answer(400, "the client went away mid-body", "resend the delivery")
-            body += message.get("body", b"")
-            if len(body) > limit:
-                self._count(event_label, "rejected:size")
-                return _too_large(limit)
-            if not message.get("more_body", False):
-                break
+        timeout_s = self.settings.webhook_body_timeout_s
+        try:
+            # A body that trickles in (or stops) must not hold a connection and its task for
+            # ever: the whole body has one deadline, however it is split.
+            async with asyncio.timeout(timeout_s):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":  # http.disconnect
+                        self._count(event_label, "rejected:disconnect")
+                        return error_answer(
+                            400, "the client went away mid-body", "resend the delivery"
+                        )
+                    body += message.get("body", b"")
+                    if len(body) > limit:
+                        self._count(event_label, "rejected:size")
+                        return _too_large(limit)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            self._count(event_label, "rejected:timeout")
+            return error_answer(
+                408,
+                f"the body did not arrive within {timeout_s:g} s",
+                "resend the delivery; raise CLOCKWALL_WEBHOOK_BODY_TIMEOUT_S if Clockify's "
+                "deliveries really take this long to arrive",
+                headers={"Connection": "close"},
+            )
 
-        if event_label == "invalid":
+        if event_label == INVALID:
             self._count(event_label, "rejected:event")
             return error_answer(
                 400,
@@ -162,7 +218,7 @@ class WebhookEndpoint:
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            self._count(event, "rejected:json")
+            self._count(event_label, "rejected:json")
             return error_answer(
                 400, f"the body is not valid JSON ({exc.msg})", "send the entity as JSON"
             )
@@ -184,6 +240,21 @@ class WebhookEndpoint:
         except WorkspaceError as exc:
             self._count(event, "rejected:workspace")
             return error_answer(403, str(exc), exc.hint)
+        except ApplyError as exc:
+            # Not an outage (a 503 would say "resend later", and a resend fails the same way).
+            self._count(event, "error")
+            log.exception("clockwall could not apply a %s delivery: %s", event, exc.what)
+            if exc.written:
+                hint = (
+                    "this is not a Redis outage: the log has the store's error; fix its cause "
+                    "(e.g. a key of the wrong type in Redis), then resend the delivery"
+                )
+            else:
+                hint = (
+                    "this is not a Redis outage, and resending fails the same way until the "
+                    "total the error names is corrected in Redis; the log has the details"
+                )
+            return error_answer(500, f"clockwall could not apply this entry: {exc.what}", hint)
         except (RedisError, TimeoutError) as exc:
             self._count(event, "unavailable")
             log.warning(
@@ -200,7 +271,7 @@ class WebhookEndpoint:
                 "resend this delivery once Redis is back; /readyz shows the store's state",
                 headers={"Retry-After": "5"},
             )
-        self._count(event, "ignored")
+        self._count(event_label, "ignored")
         return json_answer({"outcome": "ignored", "event": event})
 
     def _workspace(self, claimed: str | None, bound: str | None) -> str:

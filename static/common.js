@@ -186,6 +186,43 @@ export function streamIdTime(id) {
   return Number.isFinite(ms) && ms > 0 ? new Date(ms) : null;
 }
 
+// Id-keyed maps ------------------------------------------------------------------------------------
+// Ids, days and currencies from the server key plain objects here. An object literal inherits
+// from Object.prototype, so `map["constructor"]` would find a function and `map["__proto__"]`
+// the prototype every object shares (writing through it pollutes them all). These maps have no
+// prototype: any key is just a key.
+
+/** An empty map without a prototype, or a copy of `from`'s own entries. */
+export function idMap(from) {
+  const map = Object.create(null);
+  if (from && typeof from === "object") for (const [key, value] of Object.entries(from)) map[key] = value;
+  return map;
+}
+
+/** A snapshot's days ({day: {dim: {id: {s, b, a: {currency: minor}}}}}) as id maps throughout. */
+export function adoptDays(raw) {
+  const days = idMap();
+  for (const [day, dims] of Object.entries(raw || {})) {
+    const dayMap = (days[day] = idMap());
+    for (const [dim, buckets] of Object.entries(dims || {})) {
+      const out = (dayMap[dim] = idMap());
+      for (const [id, bucket] of Object.entries(buckets || {})) {
+        out[id] = idMap(bucket);
+        if (bucket?.a) out[id].a = idMap(bucket.a);
+      }
+    }
+  }
+  return days;
+}
+
+/** A snapshot's names ({kind: {id: record}}) as id maps, with every kind the pages read. */
+export function adoptNames(raw) {
+  const names = idMap();
+  for (const kind of ["user", "project", "client", "tag"]) names[kind] = idMap();
+  for (const [kind, records] of Object.entries(raw || {})) names[kind] = idMap(records);
+  return names;
+}
+
 // The day-map reducer ----------------------------------------------------------------------------
 function parseField(dim, field) {
   if (dim === "X") return { id: field, kind: "s", currency: null };
@@ -199,10 +236,10 @@ function parseField(dim, field) {
 function applyItems(dayMap, items, sign) {
   for (const [dim, field, delta] of items || []) {
     const { id, kind, currency } = parseField(dim, field);
-    const buckets = (dayMap[dim] ||= {});
-    const bucket = (buckets[id] ||= {});
+    const buckets = (dayMap[dim] ||= idMap());
+    const bucket = (buckets[id] ||= idMap());
     if (kind === "a") {
-      const amounts = (bucket.a ||= {});
+      const amounts = (bucket.a ||= idMap());
       amounts[currency] = (amounts[currency] || 0) + sign * delta;
       if (!amounts[currency]) delete amounts[currency];
       if (!Object.keys(amounts).length) delete bucket.a;
@@ -215,20 +252,20 @@ function applyItems(dayMap, items, sign) {
 }
 
 /**
- * Apply one entry change to `days` ({day: {dim: {id: {s, b, a}}}}, only the days of the range):
- * subtract the old contribution from its day, add the new one to its day. Days outside the
- * range are not held, so their part of a change is ignored.
+ * Apply one entry change to `days` ({day: {dim: {id: {s, b, a}}}} from adoptDays, only the days
+ * of the range): subtract the old contribution from its day, add the new one to its day. Days
+ * outside the range are not held, so their part of a change is ignored.
  */
 export function applyChange(days, change) {
   if (change.prev && days[change.prev.day]) applyItems(days[change.prev.day], change.prev.f, -1);
   if (change.next && days[change.next.day]) applyItems(days[change.next.day], change.next.f, +1);
 }
 
-/** Merge display names carried by an entry change (or a names event) into `names`. */
+/** Merge display names carried by an entry change (or a names event) into `names` (adoptNames). */
 export function mergeNames(names, change) {
   const put = (kind, id, record) => {
     if (!id) return;
-    const map = (names[kind] ||= {});
+    const map = (names[kind] ||= idMap());
     map[id] = { ...(map[id] || { id }), ...record };
   };
   if (change.type === "names") {

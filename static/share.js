@@ -51,7 +51,12 @@ function render(data) {
       ),
     ),
   );
-  $("note").textContent = data.includesRunning ? "Includes timers running now." : "";
+  const notes = [];
+  if (data.includesRunning) notes.push("Includes timers running now.");
+  if (data.truncated) {
+    notes.push(`The list is cut at ${data.entries.length} entries; the totals above include every entry.`);
+  }
+  $("note").textContent = notes.join(" ");
 }
 
 async function refetch() {

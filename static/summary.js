@@ -3,11 +3,18 @@
 import { dot, fill, fmtApiAmounts, fmtDay, fmtHM, h, params } from "./common.js";
 import { startReport } from "./report.js";
 
-const GROUPS = { PROJECT: "Project", CLIENT: "Client", USER: "Person", TAG: "Tag", DATE: "Date" };
+// A Map, not an object: the page URL picks the key, and no key may reach Object.prototype.
+const GROUPS = new Map([
+  ["PROJECT", "Project"],
+  ["CLIENT", "Client"],
+  ["USER", "Person"],
+  ["TAG", "Tag"],
+  ["DATE", "Date"],
+]);
 const $ = (id) => document.getElementById(id);
 const groupSelect = $("group");
 const initial = (params.get("groupBy") || "PROJECT").toUpperCase();
-groupSelect.value = GROUPS[initial] ? initial : "PROJECT";
+groupSelect.value = GROUPS.has(initial) ? initial : "PROJECT";
 
 function row(label, bucket, { color = null, header = "td" } = {}) {
   return h(
@@ -22,7 +29,7 @@ function row(label, bucket, { color = null, header = "td" } = {}) {
 
 function render(data) {
   const group = groupSelect.value;
-  $("group-label").textContent = GROUPS[group];
+  $("group-label").textContent = GROUPS.get(group);
   fill(
     $("rows"),
     data.groups.length

@@ -3,6 +3,8 @@
 
 import {
   LiveStream,
+  adoptDays,
+  adoptNames,
   amountMinor,
   applyChange,
   dayInZone,
@@ -15,6 +17,7 @@ import {
   fmtDuration,
   fmtHM,
   h,
+  idMap,
   kiosk,
   mergeNames,
   params,
@@ -28,9 +31,9 @@ const $ = (id) => document.getElementById(id);
 
 const state = {
   snapshot: null, // the last snapshot's context: range, timezone, weekStart, longTimerHours
-  days: {},
+  days: idMap(),
   running: new Map(),
-  names: { user: {}, project: {}, client: {}, tag: {} },
+  names: adoptNames(null),
   feed: [],
   lastToday: null,
   lastFreshAt: 0,
@@ -41,9 +44,9 @@ if (params.get("workspace")) query.set("workspace", params.get("workspace"));
 const stream = new LiveStream(`/events${query.toString() ? `?${query}` : ""}`, {
   onSnapshot(data) {
     state.snapshot = data;
-    state.days = data.days || {};
+    state.days = adoptDays(data.days);
     state.running = new Map((data.running || []).map((e) => [e.id, e]));
-    state.names = { user: {}, project: {}, client: {}, tag: {}, ...(data.names || {}) };
+    state.names = adoptNames(data.names);
     state.feed = (data.feed || []).slice(-FEED_SHOWN * 2);
     render();
   },
@@ -76,7 +79,7 @@ const project = (id) => (id ? state.names.project?.[id] : null);
 const clientName = (id) => (id ? state.names.client?.[id]?.name : null);
 
 function emptyBucket() {
-  return { s: 0, b: 0, a: {} };
+  return { s: 0, b: 0, a: idMap() };
 }
 
 function addBucket(target, bucket) {
@@ -107,7 +110,7 @@ function totals(dim, dayList, now) {
       U: [entry.userId],
       C: [entry.clientId || "-"],
     }[dim];
-    const running = { s: elapsed, b: entry.billable ? elapsed : 0, a: {} };
+    const running = { s: elapsed, b: entry.billable ? elapsed : 0, a: idMap() };
     if (entry.billable && entry.rate && entry.currency) running.a[entry.currency] = amountMinor(elapsed, entry.rate);
     for (const id of ids) addBucket(bucketOf(id), running);
   }

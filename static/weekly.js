@@ -25,6 +25,12 @@ function projectLabel(entry) {
   return entry.client?.name ? `${entry.project.name} (${entry.client.name})` : entry.project.name;
 }
 
+/** Text on one line: a description or name with a line break (or a tab, or any other control
+ * character) would otherwise start lines of its own in the copied report, e.g. a forged total. */
+function oneLine(text) {
+  return String(text ?? "").replace(/[\u0000-\u001f\u007f-\u009f\u2028\u2029]+/g, " ");
+}
+
 function render(data, view) {
   const tz = view.ctx.timezone;
   const days = groupByDay(data.entries);
@@ -71,8 +77,9 @@ function asText(data, view, days) {
     const total = entries.reduce((sum, e) => sum + e.durationSeconds, 0);
     lines.push("", `${fmtDay(day)} — ${fmtHM(total)} h`);
     for (const e of entries) {
-      const desc = e.description ? ` — ${e.description}` : "";
-      lines.push(`  ${timeSpan(e, tz)}  ${fmtHM(e.durationSeconds).padStart(5)}  ${projectLabel(e)}${desc} (${e.user.name})`);
+      const desc = e.description ? ` — ${oneLine(e.description)}` : "";
+      const who = oneLine(e.user.name);
+      lines.push(`  ${timeSpan(e, tz)}  ${fmtHM(e.durationSeconds).padStart(5)}  ${oneLine(projectLabel(e))}${desc} (${who})`);
     }
   }
   return `${lines.join("\n")}\n`;

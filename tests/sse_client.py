@@ -12,8 +12,9 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 
 import uvicorn
-from sse_starlette.sse import AppStatus
 from starlette.types import ASGIApp
+
+from app.compat import ClockwallServer
 
 WAIT_S = 5.0  # the default bound on any single wait; a test never hangs longer than this
 
@@ -224,7 +225,7 @@ async def stalled_connection(
 
 
 # The server ----------------------------------------------------------------------------
-class _QuietServer(uvicorn.Server):
+class _QuietServer(ClockwallServer):
     """uvicorn without signal handlers: the test, not SIGINT/SIGTERM, decides when it stops
     (`install_signal_handlers=False` of older uvicorn releases)."""
 
@@ -255,7 +256,9 @@ class AppServer:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind(("127.0.0.1", self.port))
         self.port = sock.getsockname()[1]
-        self.server = _QuietServer(config)
+        # The app's own shutdown signal (create_app makes one), as `clockwall serve` wires it.
+        exiting = getattr(getattr(self.app, "state", None), "exiting", None)
+        self.server = _QuietServer(config, exiting or asyncio.Event())
         # uvicorn closes the socket when it shuts down.
         self._task = asyncio.create_task(self.server.serve(sockets=[sock]))
 
@@ -271,12 +274,11 @@ class AppServer:
         return self
 
     async def stop(self, timeout_s: float = WAIT_S) -> None:
-        """What SIGTERM does under `uvicorn.run`: `should_exit` for uvicorn, and sse-starlette's
-        shutdown flag (which it would read from the signal handler) so SSE streams end."""
+        """What SIGTERM does under `clockwall serve`: uvicorn exits, and the app's `exiting`
+        event (set by ClockwallServer as it shuts down) ends its event streams."""
         if self.server is None or self._task is None:
             return
         self.server.should_exit = True
-        AppStatus.should_exit = True
         try:
             await asyncio.wait_for(asyncio.shield(self._task), timeout_s)
         except TimeoutError:
@@ -284,7 +286,6 @@ class AppServer:
             await asyncio.wait_for(self._task, timeout_s)
             raise
         finally:
-            AppStatus.should_exit = False  # process-global in sse-starlette: never leak it
             self.server = None
             self._task = None
 

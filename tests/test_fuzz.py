@@ -174,7 +174,9 @@ def mutated_bodies(draw: st.DrawFn) -> tuple[str, Any]:
     return event, body
 
 
-header_text = st.text(st.characters(exclude_characters="\r\n\x00"), max_size=40)
+header_text = st.text(
+    st.characters(exclude_characters="\r\n\x00", exclude_categories=("Cs",)), max_size=40
+)
 signatures = st.one_of(
     st.sampled_from([TOKEN, OTHER_TOKEN, "", TOKEN[:-1], TOKEN + "x", " " + TOKEN, TOKEN.lower()]),
     st.none(),

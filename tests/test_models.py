@@ -294,8 +294,8 @@ _DELETE = object()
 BAD_FIELDS = [
     ("id", _DELETE, "id is required"),
     ("id", 123, "id must be a string"),
-    ("id", "x" * 65, "id is longer than"),
-    ("userId", "ana|x", "userId must be an id without spaces or '|'"),
+    ("id", "x" * 65, "id must be an id of 24 hexadecimal characters"),
+    ("userId", "ana|x", "userId must be an id of 24 hexadecimal characters"),
     ("projectId", "web site", "projectId must be an id"),
     ("project.id", "p|1", r"project\.id must be an id"),
     ("tagIds", ["t|1"], "tagIds must be a list of id strings"),

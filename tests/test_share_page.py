@@ -135,6 +135,33 @@ def test_share_page_hides_amounts(server: LiveServer, browser: Browser) -> None:
     page.close()
 
 
+def test_a_truncated_entry_list_says_so_on_the_page(server: LiveServer, browser: Browser) -> None:
+    """The server lists at most 5,000 entries of a scope (the totals are never cut); the page
+    must say when the list it shows is not all of them. The answer is the server's own, marked
+    truncated on the way, so the page is tested without seeding 5,001 entries."""
+    import json
+
+    from playwright.sync_api import Route
+
+    seed(server)
+    page = browser.new_page()
+    page.clock.set_fixed_time(utc(2026, 3, 25, 12, 0))
+
+    def mark_truncated(route: Route) -> None:
+        answer = route.fetch()
+        data = answer.json()
+        data["truncated"] = True
+        route.fulfill(response=answer, body=json.dumps(data))
+
+    page.route("**/api/share/report*", mark_truncated)
+    page.goto(f"{server.url}/share?share={share_link('web')}")
+    expect(page.locator("#total-hours")).to_have_text("2:30")
+    expect(page.locator("#note")).to_contain_text(
+        "The list is cut at 1 entries; the totals above include every entry."
+    )
+    page.close()
+
+
 def read_events(lines: Iterator[str], count: int) -> list[tuple[str, str]]:
     """Read `count` data events (event name, data) from an open SSE response's lines."""
     events: list[tuple[str, str]] = []

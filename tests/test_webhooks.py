@@ -552,7 +552,7 @@ async def test_metrics_count_outcomes_and_time_each_apply(client: httpx.AsyncCli
     assert 'clockwall_webhooks_total{event="NEW_TIME_ENTRY",outcome="accepted"} 1.0' in metrics
     assert 'clockwall_webhooks_total{event="NEW_TIME_ENTRY",outcome="duplicate"} 1.0' in metrics
     assert (
-        'clockwall_webhooks_total{event="NEW_TIME_ENTRY",outcome="rejected:token"} 1.0' in metrics
+        'clockwall_webhooks_total{event="unauthenticated",outcome="rejected:token"} 1.0' in metrics
     )
     assert "clockwall_apply_seconds_count 2.0" in metrics
 

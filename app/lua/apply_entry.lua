@@ -22,13 +22,23 @@
 -- ARGV[11] display JSON (names for the change feed)
 -- ARGV[12..] name records as triples: kind, id, JSON
 -- Returns {outcome, stream id}: outcome is started|stopped|created|updated|deleted|restored when
--- applied (stream id set), or duplicate|stale|deleted-before when nothing changed (stream id "").
+-- applied (stream id set), or duplicate|stale|deleted-before when nothing changed (stream id "");
+-- or {"rejected", reason} when a total it touches holds something other than an integer or would
+-- leave +-2^53: then nothing at all is written.
+--
+-- Redis does not roll back a script that fails part-way, so every check (and every read a check
+-- needs) comes before the first write.
 
 local prefix, id, kind, status, fp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local day, state, contrib = ARGV[6], ARGV[7], ARGV[8]
+-- Totals stay within 2^53, where Redis's int64, Lua's doubles and JSON readers all agree.
+local LIMIT = 9007199254740992
 
-for i = 12, #ARGV, 3 do
-  redis.call('HSET', prefix .. 'n:' .. ARGV[i], ARGV[i + 1], ARGV[i + 2])
+-- Names ride along with every delivery, applied or not (a resent entry may carry a new name).
+local function write_names()
+  for i = 12, #ARGV, 3 do
+    redis.call('HSET', prefix .. 'n:' .. ARGV[i], ARGV[i + 1], ARGV[i + 2])
+  end
 end
 
 local old_status, old_fp, old_day
@@ -37,19 +47,23 @@ if meta then
   old_status, old_fp, old_day = string.match(meta, '^(%a)|([^|]*)|(.*)$')
 end
 
+local skip
 if kind == 'delete' then
-  if old_status == 'D' then return {'duplicate', ''} end
+  if old_status == 'D' then skip = 'duplicate' end
 elseif kind == 'create' then
   -- A creation is the first state of any entry: whatever is stored is at least as new.
-  if old_status then
-    if old_fp == fp then return {'duplicate', ''} end
-    return {'stale', ''}
-  end
-else
-  if old_status == 'D' and kind == 'update' then return {'deleted-before', ''} end
-  if old_status and old_status ~= 'D' and old_fp == fp then return {'duplicate', ''} end
+  if old_status then skip = (old_fp == fp) and 'duplicate' or 'stale' end
+elseif old_status == 'D' and kind == 'update' then
+  skip = 'deleted-before'
+elseif old_status and old_status ~= 'D' and old_fp == fp then
+  skip = 'duplicate'
+elseif old_status == 'L' and status == 'R' and kind ~= 'restore' then
   -- A stopped entry never runs again in Clockify, so a running state after a stop is late.
-  if old_status == 'L' and status == 'R' and kind ~= 'restore' then return {'stale', ''} end
+  skip = 'stale'
+end
+if skip then
+  write_names()
+  return {skip, ''}
 end
 
 local old_contrib = redis.call('HGET', KEYS[3], id) or '[]'
@@ -78,11 +92,49 @@ if old_day and old_day ~= '' and old_status ~= 'D' then
   collect(old_day, cjson.decode(old_contrib), -1)
 end
 if status ~= 'D' then collect(day, cjson.decode(contrib), 1) end
+
+-- Check every changed total before writing any (HINCRBY would fail part-way on an overflow or
+-- a value that is not an integer, leaving the day changed and the month not). One HMGET a hash.
+local floor, abs, find = math.floor, math.abs, string.find
+local wkeys, wfields, wdeltas, wtotals, n = {}, {}, {}, {}, 0
+local function reject(i, why)
+  return {'rejected', 'the total ' .. wfields[i] .. ' in ' .. wkeys[i] .. ' ' .. why}
+end
 for _, key in ipairs(order) do
+  local first = n + 1
   for field, delta in pairs(deltas[key]) do
     if delta ~= 0 then
-      if redis.call('HINCRBY', key, field, delta) == 0 then redis.call('HDEL', key, field) end
+      n = n + 1
+      wkeys[n], wfields[n], wdeltas[n] = key, field, delta
+      if delta ~= floor(delta) then return reject(n, 'would change by a fraction') end
     end
+  end
+  if n >= first then
+    local values = redis.call('HMGET', key, unpack(wfields, first, n))
+    for i = first, n do
+      local value, current = values[i - first + 1], 0
+      if value and value ~= '0' then
+        current = tonumber(value)
+        if not current or not find(value, '^%-?[1-9]%d*$') then
+          return reject(i, 'is not an integer')
+        end
+      end
+      -- Both bounds keep the sum exact: a double holds every integer up to 2^53.
+      local total = current + wdeltas[i]
+      if abs(current) > LIMIT or abs(total) > LIMIT then
+        return reject(i, 'would become ' .. string.format('%.0f', total) .. ', beyond 2^53')
+      end
+      wtotals[i] = total
+    end
+  end
+end
+
+write_names()
+for i = 1, n do
+  if wtotals[i] == 0 then
+    redis.call('HDEL', wkeys[i], wfields[i])
+  else
+    redis.call('HINCRBY', wkeys[i], wfields[i], wdeltas[i])
   end
 end
 
