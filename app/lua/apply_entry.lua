@@ -26,8 +26,8 @@
 -- or {"rejected", reason} when a total it touches holds something other than an integer or would
 -- leave +-2^53: then nothing at all is written.
 --
--- Redis does not roll back a script that fails part-way, so every check (and every read a check
--- needs) comes before the first write.
+-- Redis does not roll back a script that fails part-way: the totals, the only writes that can
+-- fail on what is stored, come first and are undone on a refusal.
 
 local prefix, id, kind, status, fp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local day, state, contrib = ARGV[6], ARGV[7], ARGV[8]
@@ -93,50 +93,51 @@ if old_day and old_day ~= '' and old_status ~= 'D' then
 end
 if status ~= 'D' then collect(day, cjson.decode(contrib), 1) end
 
--- Check every changed total before writing any (HINCRBY would fail part-way on an overflow or
--- a value that is not an integer, leaving the day changed and the month not). One HMGET a hash.
-local floor, abs, find = math.floor, math.abs, string.find
-local wkeys, wfields, wdeltas, wtotals, n = {}, {}, {}, {}, 0
-local function reject(i, why)
-  return {'rejected', 'the total ' .. wfields[i] .. ' in ' .. wkeys[i] .. ' ' .. why}
+-- Apply every changed total, each checked as it is made: HINCRBY refuses a value that is not an
+-- integer or an int64 overflow, and a total beyond 2^53 is refused here. On a refusal the totals
+-- already changed are changed back before anything else is written, so the entry is all or
+-- nothing (Redis does not roll back a script that fails part-way). Undoing costs nothing on the
+-- normal path, where checking first would cost a read of every total.
+local abs, find = math.abs, string.find
+local wkeys, wfields, wdeltas, n = {}, {}, {}, 0
+local function undo()
+  for i = n, 1, -1 do
+    -- A field this entry created goes again (a total of zero is never kept).
+    if redis.call('HINCRBY', wkeys[i], wfields[i], -wdeltas[i]) == 0 then
+      redis.call('HDEL', wkeys[i], wfields[i])
+    end
+  end
 end
 for _, key in ipairs(order) do
-  local first = n + 1
   for field, delta in pairs(deltas[key]) do
     if delta ~= 0 then
+      local total = redis.pcall('HINCRBY', key, field, delta)
+      if type(total) == 'table' then
+        undo()
+        -- Only what is stored can make a total refuse (an overflow, a value or key of another
+        -- kind); anything else (NOREPLICAS, READONLY, OOM...) is Redis refusing writes for now,
+        -- passed on as the error it is.
+        local why = tostring(total.err)
+        if not (find(why, 'overflow', 1, true) or find(why, 'not an integer', 1, true)
+            or find(why, 'WRONGTYPE', 1, true)) then
+          return total
+        end
+        return {'rejected', 'the total ' .. field .. ' in ' .. key .. ' cannot change by ' ..
+          string.format('%.0f', delta) .. ' (' .. tostring(total.err) .. ')'}
+      end
       n = n + 1
       wkeys[n], wfields[n], wdeltas[n] = key, field, delta
-      if delta ~= floor(delta) then return reject(n, 'would change by a fraction') end
-    end
-  end
-  if n >= first then
-    local values = redis.call('HMGET', key, unpack(wfields, first, n))
-    for i = first, n do
-      local value, current = values[i - first + 1], 0
-      if value and value ~= '0' then
-        current = tonumber(value)
-        if not current or not find(value, '^%-?[1-9]%d*$') then
-          return reject(i, 'is not an integer')
-        end
+      if abs(total) > LIMIT then
+        undo()
+        return {'rejected', 'the total ' .. field .. ' in ' .. key .. ' would become ' ..
+          string.format('%.0f', total) .. ', beyond 2^53'}
       end
-      -- Both bounds keep the sum exact: a double holds every integer up to 2^53.
-      local total = current + wdeltas[i]
-      if abs(current) > LIMIT or abs(total) > LIMIT then
-        return reject(i, 'would become ' .. string.format('%.0f', total) .. ', beyond 2^53')
-      end
-      wtotals[i] = total
+      -- A total back at zero leaves its hash (an undo brings it back from zero exactly).
+      if total == 0 then redis.call('HDEL', key, field) end
     end
   end
 end
-
 write_names()
-for i = 1, n do
-  if wtotals[i] == 0 then
-    redis.call('HDEL', wkeys[i], wfields[i])
-  else
-    redis.call('HINCRBY', wkeys[i], wfields[i], wdeltas[i])
-  end
-end
 
 if old_day and old_day ~= '' and (old_day ~= day or status == 'D') then
   redis.call('ZREM', prefix .. 'ix:' .. old_day, id)
