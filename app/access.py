@@ -6,7 +6,9 @@ resolved to 127.0.0.1 (DNS rebinding) nor a proxy forwarding a public name reads
 Otherwise pages, `/events`, `/api/*` and `/metrics` need the dashboard token (a `?token=` visit
 sets an HttpOnly cookie), or a share link that is neither expired nor revoked, which opens only
 the share page, `/api/share/report` and a scoped `/events`. Webhooks carry their own token;
-`/healthz`, `/readyz` and static assets hold no data and need no token.
+`/healthz`, `/readyz` and static assets hold no data and need no token. A browser opening the
+share page with a link that does not work gets a page saying so (static/share-error.html), not
+JSON; the API and the stream keep their JSON answers.
 """
 
 from __future__ import annotations
@@ -14,15 +16,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import html
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from http.cookies import SimpleCookie
+from pathlib import Path
 from urllib.parse import parse_qsl, quote, urlencode
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from starlette.datastructures import MutableHeaders
+from starlette.responses import HTMLResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app import keys
@@ -45,6 +51,8 @@ LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "[::1]"})
 # A Host header: a name or an IPv4 address, or an IPv6 address in brackets; an optional port.
 _HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9._-]+)(?::[0-9]{1,5})?")
 REVOCATION_DEADLINE_S = 2.0  # a Redis that stops answering gets a 503, not a hung share page
+ASK_SENDER = "Ask the sender for a new link."
+SHARE_ERROR_PAGE = Path(__file__).resolve().parent.parent / "static" / "share-error.html"
 
 IsRevoked = Callable[[str, str], Awaitable[bool]]
 
@@ -112,8 +120,16 @@ class AccessMiddleware:
             await self._share(share_token, scope, receive, send)
             return
         if path.startswith("/share") or path.startswith("/api/share/"):
-            await error_response(
-                403, "a share link is required", "open the full link you were sent"
+            await share_refusal(
+                scope,
+                403,
+                "a share link is required",
+                "open the full link you were sent",
+                page=(
+                    "This page needs a share link",
+                    "The address is missing the part that says which report to show.",
+                    "Open the full link you were sent.",
+                ),
             )(scope, receive, secured)
             return
         if self.open or path.startswith(OPEN_PATHS):
@@ -162,9 +178,14 @@ class AccessMiddleware:
         try:
             share = verify_token(self.settings.secret_key, token)
         except ShareLinkError as exc:
-            await error_response(403, str(exc), "ask the sender for a new link")(
-                scope, receive, secured
-            )
+            await share_refusal(
+                scope,
+                410 if exc.reason == "expired" else 403,
+                str(exc),
+                "ask the sender for a new link",
+                page=_link_problem(exc),
+                json_status=403,
+            )(scope, receive, secured)
             return
         if not path.startswith(SHARE_PATHS):
             await error_response(
@@ -176,18 +197,31 @@ class AccessMiddleware:
                 revoked = await self.is_revoked(share.workspace, share.link_id)
         except (RedisError, OSError, TimeoutError):
             # Unknown is not "not revoked": a link is let in only when Redis says so.
-            await error_response(
+            await share_refusal(
+                scope,
                 503,
                 "the store (Redis) is unavailable, so this share link cannot be checked",
                 "retry in a minute",
                 headers={"Retry-After": "5"},
+                page=(
+                    "This report cannot be opened right now",
+                    "The server cannot check the link at the moment.",
+                    "Try again in a minute.",
+                ),
             )(scope, receive, secured)
             return
         if revoked:
-            await error_response(
-                403,
+            await share_refusal(
+                scope,
+                410,
                 "this share link was revoked; ask the sender for a new one",
                 "ask the sender for a new link",
+                page=(
+                    "This link was withdrawn",
+                    "The sender has revoked this link.",
+                    ASK_SENDER,
+                ),
+                json_status=403,
             )(scope, receive, secured)
             return
         state = scope.setdefault("state", {})
@@ -212,6 +246,63 @@ class AccessMiddleware:
                 ):
                     return True
         return False
+
+
+def share_refusal(
+    scope: Scope,
+    status: int,
+    error: str,
+    hint: str,
+    *,
+    page: tuple[str, str, str],
+    json_status: int | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """Why a share link was refused: for a browser opening the share page, a page with `page`
+    (a title, what happened, what to do); for the API and the stream, the JSON error (with
+    `json_status`, the status those answers have always had)."""
+    if scope["path"] == "/share" and _wants_html(scope):
+        try:
+            template = SHARE_ERROR_PAGE.read_text(encoding="utf-8")
+        except OSError:
+            log.warning("%s is missing: share errors are answered as JSON", SHARE_ERROR_PAGE)
+        else:
+            title, message, todo = page
+            body = (
+                template.replace("{{title}}", html.escape(title))
+                .replace("{{message}}", html.escape(message))
+                .replace("{{hint}}", html.escape(todo))
+            )
+            return HTMLResponse(
+                body, status_code=status, headers={"Cache-Control": "no-store", **(headers or {})}
+            )
+    return error_response(json_status or status, error, hint, headers=headers)
+
+
+def _link_problem(exc: ShareLinkError) -> tuple[str, str, str]:
+    """The share error page's title, message and advice for a link verify_token refused."""
+    if exc.reason == "expired" and exc.expires_at is not None:
+        moment = time.gmtime(exc.expires_at)
+        when = f"{moment.tm_mday} {time.strftime('%B %Y, %H:%M UTC', moment)}"
+        return "This link has expired", f"It stopped working on {when}.", ASK_SENDER
+    if exc.reason == "disabled":
+        return (
+            "Shared reports are switched off",
+            "This server does not open shared reports at the moment.",
+            ASK_SENDER,
+        )
+    return (
+        "This link does not work",
+        "The link is incomplete or was changed on the way; a copy and paste may have cut it.",
+        "Open the full link again, or ask the sender for a new one.",
+    )
+
+
+def _wants_html(scope: Scope) -> bool:
+    for name, value in scope.get("headers", []):
+        if name == b"accept":
+            return b"text/html" in value
+    return False
 
 
 def _host(scope: Scope) -> str | None:

@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from app.budget import FREE_PLAN_PER_HOUR, RequestBudget, budget_for_plan
 from app.clockify import ClockifyClient, ClockifyError, UnlimitedBudget
 from app.config import Settings
+from app.webhook_health import WEBHOOK_PATH, read_health, webhook_url
 
 FREE_WEBHOOK_LIMIT = 3
 PAID_WEBHOOK_LIMIT = 100  # per workspace
@@ -34,7 +35,6 @@ PAID_EVENTS = (
     "PROJECT_UPDATED",
     "USER_UPDATED",
 )  # ten: the per-admin limit. Client and tag names come from payloads and the name poll.
-WEBHOOK_PATH = "/webhooks/clockify"
 
 
 class SetupError(Exception):
@@ -56,11 +56,6 @@ class SetupResult:
 
 def is_free(plan: str | None) -> bool:
     return not plan or plan.upper() == "FREE"
-
-
-def webhook_url(public_url: str) -> str:
-    base = public_url.rstrip("/")
-    return base if base.endswith(WEBHOOK_PATH) else base + WEBHOOK_PATH
 
 
 def open_client(settings: Settings, http: httpx.AsyncClient, redis: Redis | None) -> ClockifyClient:
@@ -199,6 +194,9 @@ async def run_check(
                 f"({events}); {len(hooks)} webhooks in the workspace"
                 + ("" if ok else "; run `clockwall setup --url https://your-host`"),
             )
+            # A line per webhook that feeds this wall: Clockify may have turned one off.
+            for health in read_health(hooks, settings, ws):
+                add(health.ok, f"webhook {health.event}", health.detail())
     except ClockifyError as exc:
         add(False, "clockify api", str(exc))
     return lines

@@ -46,37 +46,111 @@ def share(args: argparse.Namespace) -> int:
 
     from app.share import ShareLinkError, ShareScope, parse_expiry_s, sign_scope, verify_token
 
+    def fail(message: str) -> int:
+        print(f"clockwall share: {message}", file=sys.stderr)
+        return 2
+
     settings = Settings.from_env()
     if args.revoke is not None:
         return revoke_share(settings, args.revoke, args.workspace)
     workspace = args.workspace or settings.default_workspace
     if workspace not in (settings.workspace_ids or (settings.default_workspace,)):
-        print(f"clockwall share: workspace {workspace} is not configured", file=sys.stderr)
-        return 2
-    kind, ident = ("project", args.project) if args.project else ("client", args.client)
+        return fail(f"workspace {workspace} is not configured")
+    kind, wanted = ("project", args.project) if args.project else ("client", args.client)
     try:
+        expires_in_s = parse_expiry_s(args.expires)  # before any lookup: a typo fails at once
+        catalog = asyncio.run(_with_clients(settings, _share_catalog(settings, workspace, kind)))
+        target, warning = catalog.find(wanted)
+        if warning:
+            print(f"clockwall share: warning: {warning}", file=sys.stderr)
         scope = ShareScope(
             workspace,
             kind,
-            ident,
-            int(time.time()) + parse_expiry_s(args.expires),
+            target.id,
+            int(time.time()) + expires_in_s,
             args.hide_amounts,
+            sender=(args.sender or "").strip(),
+            no_running=args.no_running,
+            default_range=args.range or "",
         )
         token = sign_scope(settings.secret_key, scope)
         scope = verify_token(settings.secret_key, token)  # to read the link id it was given
     except ShareLinkError as exc:
-        print(f"clockwall share: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     base = (args.base_url or settings.public_url or f"http://localhost:{args.port}").rstrip("/")
     print(f"{base}/share?share={token}")
     # The link alone on stdout, for scripts; what to keep beside it on stderr.
+    if target.name:
+        print(f"shares {kind} {target.describe()}", file=sys.stderr)
     expires = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(scope.expires_at))
     print(
-        f"link id {scope.link_id}, expires {expires}; "
+        f"link id {scope.link_id}, expires {expires} ({_from_now(expires_in_s)}); "
         f"revoke it with: clockwall share --revoke {scope.link_id}",
         file=sys.stderr,
     )
     return 0
+
+
+SHARE_LOOKUP_DEADLINE_S = 15.0  # per source; a source that does not answer is only a warning
+
+
+def _share_catalog(settings: Settings, ws: str, kind: str) -> Any:
+    """What `clockwall share` checks the project or client against: Clockify when
+    CLOCKIFY_API_KEY is set, the store's names when REDIS_URL is set and it holds some."""
+    import orjson
+    from redis.exceptions import RedisError
+
+    from app import keys
+    from app.admin import open_client
+    from app.clockify import ClockifyError
+    from app.share import TargetCatalog, targets_from_clockify, targets_from_names
+
+    async def work(http: Any, redis: Any) -> TargetCatalog:
+        catalog = TargetCatalog(kind, ws, {}, [], [])
+        if settings.api_key:
+            client = open_client(settings, http, redis)
+            try:
+                async with asyncio.timeout(SHARE_LOOKUP_DEADLINE_S):
+                    rows = await (
+                        client.list_projects(ws) if kind == "project" else client.list_clients(ws)
+                    )
+                catalog.targets.update(targets_from_clockify(kind, rows))
+                catalog.consulted.append("Clockify")
+            except (ClockifyError, RedisError, OSError, TimeoutError) as exc:
+                catalog.problems.append(f"could not ask Clockify: {str(exc) or type(exc).__name__}")
+        if redis is not None:
+
+            async def names(of: str) -> dict[str, dict[str, Any]]:
+                raw = await redis.hgetall(keys.names(ws, of))
+                return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+
+            try:
+                async with asyncio.timeout(SHARE_LOOKUP_DEADLINE_S):
+                    records = await names(kind)
+                    clients = await names("client") if kind == "project" and records else {}
+            except (RedisError, OSError, TimeoutError) as exc:
+                catalog.problems.append(f"Redis did not answer ({type(exc).__name__})")
+            else:
+                # An empty store has not heard of any yet: it cannot say one does not exist.
+                if records:
+                    found = targets_from_names(kind, records, clients)
+                    catalog.targets.update(
+                        {k: v for k, v in found.items() if k not in catalog.targets}
+                    )
+                    catalog.consulted.append("the store (REDIS_URL)")
+                else:
+                    catalog.problems.append(f"the store (REDIS_URL) knows no {kind} names yet")
+        return catalog
+
+    return work
+
+
+def _from_now(seconds: int) -> str:
+    if seconds >= 2 * 86400:
+        return f"in {seconds // 86400} days"
+    if seconds >= 2 * 3600:
+        return f"in {seconds // 3600} hours"
+    return f"in {seconds // 60} minutes"
 
 
 def revoke_share(settings: Settings, link_or_id: str, workspace: str | None) -> int:
@@ -215,6 +289,8 @@ def check(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from app.share import RANGES
+
     parser = argparse.ArgumentParser(
         prog="clockwall", description="A live wall and reports for a Clockify workspace."
     )
@@ -238,8 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("share", help="print a signed live link to one project's or client's report")
     target = p.add_mutually_exclusive_group(required=True)
-    target.add_argument("--project", metavar="ID")
-    target.add_argument("--client", metavar="ID")
+    target.add_argument("--project", metavar="NAME_OR_ID", help='e.g. "Website relaunch"')
+    target.add_argument("--client", metavar="NAME_OR_ID")
     target.add_argument(
         "--revoke",
         metavar="LINK_OR_ID",
@@ -247,6 +323,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--expires", default="30d", help="e.g. 30d, 12h, 90m; 1m to 366d (default 30d)")
     p.add_argument("--hide-amounts", action="store_true", help="show hours only, no money")
+    p.add_argument(
+        "--no-running",
+        action="store_true",
+        help="leave running timers out (a timer left on overnight never reaches the client)",
+    )
+    p.add_argument("--sender", help='your name as the page shows it, e.g. "Ana Lopez"')
+    p.add_argument(
+        "--range",
+        choices=RANGES,
+        help="the range the page opens on (default: this month; last month on the 1st to 3rd)",
+    )
     p.add_argument("--workspace", help="workspace id (default: the first configured)")
     p.add_argument(
         "--base-url",

@@ -23,9 +23,10 @@ import asyncio
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
+from zoneinfo import ZoneInfo
 
 import httpx
 import orjson
@@ -38,7 +39,8 @@ logger = logging.getLogger(__name__)
 DEFAULT_API_URL = "https://api.clockify.me/api/v1"
 DEFAULT_REPORTS_URL = "https://reports.api.clockify.me/v1"
 MAX_IN_PROGRESS_PAGE_SIZE = 1000  # documented maximum of /time-entries/status/in-progress
-MAX_REPORT_PAGE_SIZE = 1000  # community-observed maximum of detailedFilter.pageSize
+MAX_REPORT_PAGE_SIZE = 1000  # documented maximum of detailedFilter.pageSize
+FREE_REPORT_MAX_DAYS = 31  # on FREE one report request may cover at most 31 days
 MAX_PAGES = 10_000  # a guard against a server that never says "last page"
 TIME_ENTRY = "TIME_ENTRY"
 
@@ -189,12 +191,18 @@ class ClockifyClient:
             page_size=min(self._page_size * 2, MAX_IN_PROGRESS_PAGE_SIZE),
         )
 
+    async def entities_created(self, ws: str, start: datetime, end: datetime) -> list[JSONObject]:
+        """Time entries created in [start, end], as they are now (experimental endpoint)."""
+        return await self._entities(ws, "created", start, end)
+
     async def entities_updated(self, ws: str, start: datetime, end: datetime) -> list[JSONObject]:
-        """Time entries created or updated in [start, end] (experimental endpoint)."""
+        """Time entries updated in [start, end]; one also created in it is left out (it is
+        among the created ones)."""
         return await self._entities(ws, "updated", start, end)
 
     async def entities_deleted(self, ws: str, start: datetime, end: datetime) -> list[JSONObject]:
-        """`{id, deletedAt, document, documentType}` for entries deleted in [start, end]."""
+        """`{id, deletedAt, document, documentCode}` for entries deleted in [start, end], the
+        entry in `document`; one also created in the window is left out."""
         return await self._entities(ws, "deleted", start, end)
 
     async def _entities(
@@ -206,26 +214,43 @@ class ClockifyClient:
             f"/workspaces/{ws}/entities/{which}", params, size_param="limit", unwrap="response"
         )
 
-    async def detailed_report(self, ws: str, start: datetime, end: datetime) -> list[JSONObject]:
-        """Detailed report rows (`timeentries`; durations in integer seconds), all pages."""
+    async def detailed_report(
+        self,
+        ws: str,
+        start: datetime,
+        end: datetime,
+        zone: ZoneInfo | None = None,
+        *,
+        max_days: int | None = None,
+    ) -> list[JSONObject]:
+        """Detailed report rows (`timeentries`; durations in integer seconds) of [start, end],
+        all pages. Clockify reads the window as wall-clock times in the `timeZone` sent (a
+        trailing Z is not honoured), so both ends go as wall-clock times in `zone`; with
+        `max_days` (31 on FREE) the window is cut into requests of at most that many days."""
+        zone = zone or ZoneInfo("UTC")
         url = f"{self.reports_url}/workspaces/{ws}/reports/detailed"
         page_size = min(self._page_size * 2, MAX_REPORT_PAGE_SIZE)
         rows: list[JSONObject] = []
-        for page in range(1, MAX_PAGES + 1):
-            body = {
-                "dateRangeStart": _report_instant(start),
-                "dateRangeEnd": _report_instant(end),
-                "detailedFilter": {"page": page, "pageSize": page_size},
-                "exportType": "JSON",
-            }
-            response = await self._send("POST", url, json_body=body, idempotent=True)
-            data = _expect_object(_decode(response), "POST /reports/detailed")
-            batch = data.get("timeentries", data.get("timeEntries", []))
-            batch = _expect_list(batch, "POST /reports/detailed timeentries")
-            rows.extend(batch)
-            if _is_last_page(response, len(batch), page_size):
-                return rows
-        raise _too_many_pages(url)
+        for first, last in _wall_clock_chunks(start, end, zone, max_days):
+            for page in range(1, MAX_PAGES + 1):
+                body = {
+                    "dateRangeStart": _wall_clock(first),
+                    "dateRangeEnd": _wall_clock(last),
+                    "timeZone": zone.key,
+                    "detailedFilter": {"page": page, "pageSize": page_size},
+                    "amountShown": "EARNED",
+                    "exportType": "JSON",
+                }
+                response = await self._send("POST", url, json_body=body, idempotent=True)
+                data = _expect_object(_decode(response), "POST /reports/detailed")
+                batch = data.get("timeentries", data.get("timeEntries", []))
+                batch = _expect_list(batch, "POST /reports/detailed timeentries")
+                rows.extend(batch)
+                if _is_last_page(response, len(batch), page_size):
+                    break
+            else:
+                raise _too_many_pages(url)
+        return rows
 
     # Webhooks -------------------------------------------------------------------------
     async def list_webhooks(self, ws: str) -> JSONObject:
@@ -250,6 +275,35 @@ class ClockifyClient:
             "POST", f"{self.api_url}/workspaces/{ws}/webhooks", json_body=body, idempotent=False
         )
         return _expect_object(_decode(response), "POST /webhooks")
+
+    async def webhook_logs(
+        self,
+        ws: str,
+        webhook_id: str,
+        start: datetime,
+        end: datetime,
+        *,
+        status: str = "FAILED",
+        size: int = 50,
+    ) -> list[JSONObject]:
+        """The oldest `size` delivery logs of one webhook in (start, end): `{id, webhookId,
+        statusCode, requestBody, responseBody, respondedAt}`. One request, the first page only:
+        Clockify's schema gives `page` a default of 0 and an example of 1, so only leaving it
+        out surely means the first page; callers move `start` on instead of paging."""
+        body = {
+            "from": format_instant(start),
+            "to": format_instant(end),
+            "status": status,
+            "sortByNewest": False,
+        }
+        response = await self._send(
+            "POST",
+            f"{self.api_url}/workspaces/{ws}/webhooks/{webhook_id}/logs",
+            params={"size": size},
+            json_body=body,
+            idempotent=True,  # a search: safe to repeat
+        )
+        return _expect_list(_decode(response), "POST /webhooks/{id}/logs")
 
     async def reset_webhook_token(self, ws: str, webhook_id: str) -> JSONObject:
         """A new `authToken`; the old one stops working at once."""
@@ -484,8 +538,28 @@ def _retry_after_s(response: httpx.Response) -> float | None:
     return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
-def _report_instant(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+def _wall_clock_chunks(
+    start: datetime, end: datetime, zone: ZoneInfo, max_days: int | None
+) -> list[tuple[datetime, datetime]]:
+    """[start, end] as naive wall-clock times in `zone`, cut into spans of at most `max_days`
+    measured on the wall clock (as Clockify measures them); each span ends a millisecond
+    before the next begins, so no entry is listed twice."""
+    first = start.astimezone(zone).replace(tzinfo=None)
+    last = end.astimezone(zone).replace(tzinfo=None)
+    if max_days is None:
+        return [(first, last)]
+    step, tick = timedelta(days=max_days), timedelta(milliseconds=1)
+    chunks: list[tuple[datetime, datetime]] = []
+    while first + step <= last:
+        chunks.append((first, first + step - tick))
+        first += step
+    chunks.append((first, last))
+    return chunks
+
+
+def _wall_clock(moment: datetime) -> str:
+    """`2026-01-01T09:00:00.000`: no offset, no Z (Clockify adds the body's `timeZone`)."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}"
 
 
 def _path_of(url: str, *bases: str) -> str:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import socket
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from dataclasses import dataclass
 import httpx
 import uvicorn
 
+from app.child_server import free_port
 from app.config import Secret, Settings, WebhookToken
 from app.main import create_app
 from app.runtime import SHUTDOWN_GRACE_S, run_server, tune_gc
@@ -31,13 +31,6 @@ DEMO_EVENTS = (
     "TIME_ENTRY_UPDATED",
     "TIME_ENTRY_DELETED",
 )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 @dataclass

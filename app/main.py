@@ -42,6 +42,7 @@ from app.sse import RAW_SEND_KEY, EventsEndpoint
 from app.store import STORE_DEADLINE_S, Clock, TotalsStore, utc_now
 from app.stream import ChangeHub
 from app.tasks import stop_tasks
+from app.webhook_health import Apply, WebhookWatch, read_stored_health
 from app.webhooks import WebhookEndpoint
 
 log = logging.getLogger(__name__)
@@ -143,6 +144,8 @@ class Service:
             exiting=exiting,
         )
         self.pollers: list[Poller] = []
+        # The webhook endpoint's apply path, for replaying failed deliveries (set by create_app).
+        self.replay_apply: Apply | None = None
         self.http: httpx.AsyncClient | None = None
         self._last_poll_publish = 0.0
         self._background: set[asyncio.Task[None]] = set()
@@ -154,9 +157,16 @@ class Service:
             "store": "ok" if self.hub.store_ok else "unreachable",
             "embeddedStore": self.embedded,
         }
+        # Each workspace's own currency, where a poller read it: the wall shows it first.
+        currencies = {p.ws: p.currency for p in self.pollers if p.currency}
+        if currencies:
+            out["currencies"] = currencies
         leaders = [p.state for p in self.pollers if p.state.role == "leader"]
         if leaders:
             out["poll"] = asdict(leaders[0])
+            problems = [problem for state in leaders for problem in state.webhooks]
+            if problems:
+                out["webhooks"] = problems
         return out
 
     def build_pollers(self) -> None:
@@ -188,6 +198,17 @@ class Service:
                     on_state=functools.partial(self._poll_state_changed, ws),
                 )
             )
+            if settings.webhook_tokens and self.replay_apply is not None:
+                self.pollers[-1].webhook_watch = WebhookWatch(
+                    ws,
+                    client,
+                    self.redis,
+                    settings,
+                    self.store,
+                    self.replay_apply,
+                    budget=budget,
+                    clock=self.store.clock,
+                )
 
     def _poll_state_changed(self, ws: str, state: PollerState) -> None:
         # The leader publishes through the change stream (at most every 20 s, or at once on an
@@ -213,6 +234,10 @@ class Service:
 
     def note_store_error(self, exc: Exception) -> None:
         self.store_error = f"{type(exc).__name__}: Redis did not answer"
+        # Deliveries may have failed meanwhile: once the store is back, replay them.
+        for poller in self.pollers:
+            if poller.webhook_watch is not None:
+                poller.webhook_watch.request_replay()
 
     async def readiness(self) -> dict[str, Any]:
         state: dict[str, Any] = {
@@ -235,6 +260,17 @@ class Service:
         state.update(status="ready", store="ok")
         if self.pollers:
             state["pollers"] = [asdict(p.state) for p in self.pollers]
+        # As the polling process (maybe another) last found them; no tokens, no URLs.
+        webhooks: list[dict[str, Any]] = []
+        with contextlib.suppress(RedisError, OSError):
+            for ws in self.settings.workspace_ids:
+                stored = await read_stored_health(self.redis, ws)
+                if stored is not None:
+                    webhooks += [{"workspace": ws, **h} for h in stored.get("webhooks", [])]
+                    general = stored.get("problems", [])
+                    webhooks += [{"workspace": ws, "problem": p} for p in general]
+        if webhooks:
+            state["webhooks"] = webhooks
         return state
 
     async def metrics_endpoint(self, request: Request) -> Response:
@@ -278,6 +314,7 @@ def create_app(
     webhook = WebhookEndpoint(
         settings, service.store, service.metrics, on_store_error=service.note_store_error
     )
+    service.replay_apply = webhook.apply
     events = EventsEndpoint(settings, api, service.hub, service.metrics, service.status)
 
     @contextlib.asynccontextmanager

@@ -48,6 +48,12 @@ class Metrics:
         self.rate_limited = Counter(
             "clockwall_api_rate_limited_total", "HTTP 429 answers", registry=self.registry
         )
+        self.poll_rows_skipped = Counter(
+            "clockwall_poll_rows_skipped_total",
+            "Malformed entries from Clockify the poller skipped, by source",
+            ["source"],
+            registry=self.registry,
+        )
         self.reconcile_repairs = Counter(
             "clockwall_reconcile_repairs_total",
             "Entries repaired by reconcile",

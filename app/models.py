@@ -8,7 +8,7 @@ Webhook bodies carry hydrated `project`/`task`/`tags`/`user` objects; REST rows 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -179,6 +179,29 @@ def parse_rate(obj: dict[str, Any], key: str, where: str = "") -> Rate | None:
     return Rate(int(amount), currency.upper())
 
 
+def parse_flat_rate(obj: dict[str, Any]) -> Rate | None:
+    """A Reports row's rate: flat `rate` (or `earnedRate`) in minor units per hour and an
+    optional `currency` ("" when the row does not say). Rate 0 is the reports' "no rate"."""
+    key = "rate" if obj.get("rate") is not None else "earnedRate"
+    amount = obj.get(key)
+    if amount is None:
+        return None
+    if (
+        isinstance(amount, bool)
+        or not isinstance(amount, int | float)
+        or not 0 <= amount <= MAX_RATE_MINOR
+        or amount != int(amount)
+    ):
+        raise PayloadError(
+            f"{key} must be a non-negative whole number of minor units per hour "
+            f"(at most {MAX_RATE_MINOR})"
+        )
+    currency = obj.get("currency") or ""
+    if not isinstance(currency, str) or (currency and not _CURRENCY.match(currency)):
+        raise PayloadError("currency must be an ISO currency code such as 'EUR'")
+    return Rate(int(amount), currency.upper()) if amount else None
+
+
 @dataclass(frozen=True)
 class Named:
     """A user, project, client, task or tag as the wall shows it."""
@@ -256,6 +279,9 @@ class TimeEntry:
     hourly_rate: Rate | None = None
     entry_type: str = "REGULAR"
     names: tuple[Named, ...] = field(default=(), compare=False)
+    # State keys (see to_state) the payload did not carry: a poll row must not erase them, so
+    # the store fills them from the state it holds (fill_unknown) before a sync.
+    unknown: frozenset[str] = field(default=frozenset(), compare=False)
 
     @property
     def running(self) -> bool:
@@ -291,6 +317,32 @@ class TimeEntry:
             "currency": self.hourly_rate.currency if self.hourly_rate else None,
             "type": self.entry_type,
         }
+
+    def fill_unknown(self, stored: dict[str, Any] | None) -> TimeEntry:
+        """This entry with each field its payload did not carry taken from `stored`, the state
+        held for it; where that holds nothing, the parsed value (a default or a guess) stays."""
+        if not self.unknown or not stored:
+            return self
+
+        def kept(key: str, own: Any) -> Any:
+            value = stored.get(key)
+            return value if key in self.unknown and value not in (None, "") else own
+
+        rate = self.hourly_rate
+        amount = kept("rate", rate.amount_minor if rate else None)
+        currency = kept("currency", rate.currency if rate else "")
+        tag_ids = kept("tagIds", None)
+        return replace(
+            self,
+            project_id=kept("projectId", self.project_id),
+            task_id=kept("taskId", self.task_id),
+            tag_ids=tuple(tag_ids) if tag_ids is not None else self.tag_ids,
+            description=kept("description", self.description),
+            billable=kept("billable", self.billable),
+            hourly_rate=Rate(int(amount), currency or "") if amount is not None else None,
+            entry_type=kept("type", self.entry_type),
+            unknown=frozenset(),
+        )
 
 
 def parse_time_entry(body: Any) -> TimeEntry:
@@ -352,7 +404,8 @@ def parse_time_entry(body: Any) -> TimeEntry:
             )
         tag_ids.extend(t for t in raw_tag_ids[:100] if t not in tag_ids)
 
-    rate = parse_rate(body, "hourlyRate")
+    # REST and webhook bodies carry an `hourlyRate` object; Reports rows flat `rate`/`currency`.
+    rate = parse_rate(body, "hourlyRate") if "hourlyRate" in body else parse_flat_rate(body)
     entry_type = body.get("type") or "REGULAR"
     if not isinstance(entry_type, str):
         raise PayloadError("type must be a string such as 'REGULAR'")
@@ -404,7 +457,23 @@ def parse_time_entry(body: Any) -> TimeEntry:
         hourly_rate=rate,
         entry_type=entry_type[:20],
         names=tuple(names),
+        unknown=frozenset(
+            key for key, sources in _STATE_SOURCES if not any(s in body for s in sources)
+        ),
     )
+
+
+# Which payload keys carry each state key: a state key none of them is in was not reported.
+_STATE_SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("projectId", ("projectId", "project")),
+    ("taskId", ("taskId", "task")),
+    ("tagIds", ("tagIds", "tags")),
+    ("description", ("description",)),
+    ("billable", ("billable",)),
+    ("type", ("type",)),
+    ("rate", ("hourlyRate", "rate", "earnedRate")),
+    ("currency", ("hourlyRate", "currency")),
+)
 
 
 def parse_entry_id(body: Any) -> tuple[str, str | None]:

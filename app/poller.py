@@ -3,10 +3,12 @@
 One process per workspace holds a lease in Redis (renewed while alive; another process takes
 over within `lease_ttl_s` when the holder dies). The holder spends its budget where freshness
 matters most: running timers first (one workspace-wide call), then created/updated/deleted
-entries through the entity-change endpoints (falling back to per-user entries where those are
-unavailable), a start-up backfill of the current week, and a periodic reconcile that compares
-clockwall's totals for recent days with Clockify's and repairs each difference. Every entry goes
-through `TotalsStore.apply_entry`, the same path as webhooks, so both can run together.
+entries through the three entity-change endpoints (falling back to per-user entries where those
+are unavailable), a start-up backfill of the current week, and a periodic reconcile that
+compares clockwall's totals for recent days with Clockify's and repairs each difference. Every
+entry goes through `TotalsStore.apply_entry`, the same path as webhooks, so both can run
+together; a poll row never erases a field it does not carry (the store keeps the stored value),
+and a malformed row is skipped whole, logged and counted.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,6 +31,7 @@ from redis.exceptions import RedisError
 from app import keys
 from app.budget import RequestBudget, budget_for_plan
 from app.clockify import (
+    FREE_REPORT_MAX_DAYS,
     BudgetExhaustedError,
     ClockifyClient,
     ClockifyError,
@@ -37,8 +40,16 @@ from app.clockify import (
     RateLimitedError,
 )
 from app.metrics import Metrics
-from app.models import Named, PayloadError, parse_named, parse_time_entry
+from app.models import (
+    Named,
+    PayloadError,
+    Rate,
+    parse_entry_id,
+    parse_named,
+    parse_time_entry,
+)
 from app.store import Clock, TotalsStore, utc_now
+from app.webhook_health import WebhookWatch
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
@@ -96,6 +107,7 @@ class PollerState:
     backfilled: bool = False
     repairs: int = 0
     source: str = "entities"  # entities | per-user
+    webhooks: list[str] = field(default_factory=list)  # the webhooks' problems, in short
 
 
 @dataclass(frozen=True)
@@ -108,14 +120,15 @@ class Schedule:
     names_s: float
 
     @classmethod
-    def for_budget(cls, per_hour: int, changes_calls: int = 2) -> Schedule:
+    def for_budget(cls, per_hour: int, changes_calls: int = 3) -> Schedule:
         # Reserve a fifth (at least 8: plan, owner, four name lists, backfill, reconcile) and
-        # split the rest 2:1 between the in-progress call and the entity-change pair. On Free
-        # (30/h) that is timers every ~4 min and changes every 15 min.
+        # give the in-progress call 3/5 of the rest, the entity-change trio (created, updated,
+        # deleted) the other 2/5. On Free (30/h) that is timers every ~4.6 min (13 an hour)
+        # and changes every 20 min (3 x 3 requests).
         spare = max(8, per_hour // 5)
         usable = max(3, per_hour - spare)
-        running_per_h = max(1, usable * 2 // 3)
-        changes_per_h = max(1, (usable - running_per_h) // changes_calls)
+        changes_per_h = max(1, (usable - usable * 3 // 5) // changes_calls)
+        running_per_h = max(1, usable - changes_per_h * changes_calls)
         # The budget's rolling hour holds both its ends, so an interval of exactly 3600/n
         # lets n+1 polls in; a hair longer and the hour holds n, as planned.
         stretch = 1 + 1e-6
@@ -164,9 +177,13 @@ class Poller:
         self.schedule = Schedule.for_budget(budget.limit_per_hour)
         self.due: dict[str, datetime] = {}
         self.entities_available = True
-        self.changes_calls = 2  # requests per changes poll: updated + deleted, or one per user
+        self.changes_calls = 3  # requests per changes poll: the entity-change trio, or per user
+        self.currency: str | None = None  # the workspace's default, for rows that name none
         self.stale_running: set[str] = set()  # we show them running, Clockify does not
         self.discovered = False
+        # Webhook health and replay of failed deliveries (set by the service when webhooks
+        # feed the wall); it runs after the tasks above, from the schedule's spare.
+        self.webhook_watch: WebhookWatch | None = None
 
     # Lifecycle --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -188,6 +205,8 @@ class Poller:
                 raise
             except (RedisError, OSError) as exc:
                 self._set(last_error=f"store unavailable ({type(exc).__name__})")
+                if self.webhook_watch is not None:
+                    self.webhook_watch.request_replay()
                 log.warning("poller: Redis unavailable (%s); retrying", type(exc).__name__)
                 await self.sleep(backoff_s)
                 backoff_s = min(backoff_s * 2, 30.0)
@@ -223,6 +242,9 @@ class Poller:
                 if self.due.get(task, now) <= now:
                     await action()
                     self.due[task] = now + timedelta(seconds=interval_s)
+            if self.webhook_watch is not None:
+                await self.webhook_watch.run_due(self._can_afford_extra)
+                self._set(webhooks=list(self.webhook_watch.problems))
             self._set(last_success_at=self.clock().isoformat(), last_error=None)
             self.metrics.last_poll.set(time.time())
         except BudgetExhaustedError:
@@ -251,6 +273,7 @@ class Poller:
         self._count("workspace")
         plan = workspace.get("featureSubscriptionType")
         plan_text = plan if isinstance(plan, str) else None
+        self.currency = _default_currency(workspace)
         per_hour = budget_for_plan(plan_text, self.configured_budget)
         self.budget.limit_per_hour = per_hour
         self.schedule = Schedule.for_budget(per_hour, self.changes_calls)
@@ -288,16 +311,32 @@ class Poller:
         self.metrics.poller_requests.labels(endpoint=endpoint, status=status).inc()
 
     # Tasks ------------------------------------------------------------------------------
-    async def _apply_row(self, row: dict[str, Any], kind: str = "sync") -> str:
+    async def _apply_row(self, row: dict[str, Any], source: str, kind: str = "sync") -> str:
         row.setdefault("workspaceId", self.ws)
         try:
             entry = parse_time_entry(row)
         except PayloadError as exc:
-            log.warning("poller: skipping a malformed entry from Clockify: %s", exc)
+            self._skip(source, row, str(exc))
             return "skipped"
         if entry.workspace_id != self.ws:
             return "skipped"
+        rate = entry.hourly_rate
+        if rate is not None and not rate.currency and self.currency:
+            # A row with a rate but no currency: the store keeps the currency it holds for the
+            # entry (still `unknown`); for an entry it has never seen, the workspace's default.
+            entry = replace(entry, hourly_rate=Rate(rate.amount_minor, self.currency))
         return (await self.store.apply_entry(entry, kind)).outcome
+
+    def _skip(self, source: str, row: dict[str, Any], why: str) -> None:
+        entry_id = row.get("id") or row.get("_id")
+        log.warning(
+            "poller: skipped a malformed entry %.40r from Clockify (%s): %s; what clockwall "
+            "holds for it stays until Clockify sends it whole",
+            entry_id,
+            source,
+            why,
+        )
+        self.metrics.poll_rows_skipped.labels(source=source).inc()
 
     async def poll_running(self) -> None:
         rows = await self.client.list_in_progress(self.ws)
@@ -305,7 +344,7 @@ class Poller:
         seen = set()
         for row in rows:
             seen.add(row.get("id"))
-            await self._apply_row(row)
+            await self._apply_row(row, "in-progress")
         # Timers we show as running that Clockify no longer runs were stopped or deleted;
         # the entity-change poll tells which, so make it due now if the budget's spare allows
         # (else the scheduled one will).
@@ -314,7 +353,7 @@ class Poller:
         if not stale:
             return
         if self.entities_available:
-            if await self._can_afford_extra(2):
+            if await self._can_afford_extra(self.changes_calls):
                 self.due["changes"] = self.clock()
             return
         users = {e["userId"] for e in stale}
@@ -346,12 +385,15 @@ class Poller:
         granted = sorted(float(score) for _, score in grants)
         limit = self.budget.limit_per_hour
         # At each request the schedule sends in the coming hour (timer polls, and changes polls
-        # from now on), grants still in its window + the extra + the schedule's sends until
-        # then must fit the limit.
+        # from the one due next, which may be now), grants still in its window + the extra +
+        # the schedule's sends until then must fit the limit.
         sends = [(now_s + k * running_s, 1) for k in range(1, int(window_s / running_s) + 1)]
+        due_s = self.due["changes"].timestamp() if "changes" in self.due else now_s
+        first_s = min(max(now_s, due_s), now_s + changes_s)
         sends += [
-            (now_s + k * changes_s, self.changes_calls)
-            for k in range(1, int(window_s / changes_s) + 1)
+            (first_s + k * changes_s, self.changes_calls)
+            for k in range(int(window_s / changes_s) + 1)
+            if first_s + k * changes_s <= now_s + window_s
         ]
         scheduled = 0
         for moment_s, calls in sorted(sends):
@@ -365,12 +407,22 @@ class Poller:
         if not self.entities_available:
             await self._refresh_users(None)
             return
+        if await self.budget.remaining() < self.changes_calls:
+            # The three calls go together: a poll the budget cuts short spends its first
+            # requests for nothing, and repeating that each time a slot frees starves it.
+            raise BudgetExhaustedError(
+                f"the changes poll needs {self.changes_calls} requests; waiting for the budget"
+            )
         cursor = await self._cursor()
         now = self.clock()
+        since = cursor - self.overlap
         try:
-            updated = await self.client.entities_updated(self.ws, cursor - self.overlap, now)
+            # /updated leaves out entries created in the window: those come from /created.
+            created = await self.client.entities_created(self.ws, since, now)
+            self._count("entities-created")
+            updated = await self.client.entities_updated(self.ws, since, now)
             self._count("entities-updated")
-            deleted = await self.client.entities_deleted(self.ws, cursor - self.overlap, now)
+            deleted = await self.client.entities_deleted(self.ws, since, now)
             self._count("entities-deleted")
         except (NotFoundError, ForbiddenError) as exc:
             log.warning(
@@ -384,18 +436,29 @@ class Poller:
             self.schedule = Schedule.for_budget(self.budget.limit_per_hour, self.changes_calls)
             self._set(source="per-user")
             return
-        for row in updated:
-            await self._apply_row(row)
+        for row in (*created, *updated):
+            await self._apply_row(row, "entities")
         for item in deleted:
-            doc = item.get("document") if isinstance(item.get("document"), dict) else None
-            entry_id = item.get("id") or (doc or {}).get("id")
-            if not isinstance(entry_id, str):
-                continue
-            if doc is not None:
-                await self._apply_row(dict(doc, id=entry_id), "delete")
-            else:
-                await self.store.delete_entry(self.ws, entry_id)
+            await self._apply_deleted(item)
         await self.redis.hset(keys.poller_state(self.ws), "cursor", now.isoformat())
+
+    async def _apply_deleted(self, item: dict[str, Any]) -> None:
+        """`{id, deletedAt, document, documentCode}`: the entry is `document` (its id is the
+        entry's; the item's own id may be the deletion record's)."""
+        doc = item.get("document") if isinstance(item.get("document"), dict) else None
+        entry_id = (doc or {}).get("id") or item.get("id")
+        if not isinstance(entry_id, str) or not _is_entry_id(entry_id):
+            self._skip("entities", item, "a deleted item without an entry id")
+            return
+        if doc is not None:
+            try:
+                entry = parse_time_entry({"workspaceId": self.ws, **doc, "id": entry_id})
+            except PayloadError:
+                entry = None  # a partial document still deletes its entry, by id
+            if entry is not None and entry.workspace_id == self.ws:
+                await self.store.apply_entry(entry, "delete")
+                return
+        await self.store.delete_entry(self.ws, entry_id)
 
     async def _cursor(self) -> datetime:
         raw = await self.redis.hget(keys.poller_state(self.ws), "cursor")
@@ -418,7 +481,7 @@ class Poller:
             self._count("user-entries")
             for row in rows:
                 listed.add(str(row.get("id")))
-                await self._apply_row(row)
+                await self._apply_row(row, "user-entries")
         return listed
 
     async def refresh_names(self) -> None:
@@ -442,8 +505,12 @@ class Poller:
                         records.append(Named("client", named.client_id, str(row["clientName"])))
         await self.store.apply_names(self.ws, records)
 
-    async def backfill(self) -> None:
-        """The current week from the detailed report (per-user entries as the fallback)."""
+    async def backfill(self, since: datetime | None = None) -> None:
+        """The current week from the detailed report (per-user entries as the fallback), once
+        a week; with `since`, everything from then on, now."""
+        if since is not None:
+            await self._sync_range(since, self.clock(), delete_missing=False)
+            return
         marker = await self.redis.hget(keys.poller_state(self.ws), "backfilled")
         week_start, _ = self.store.current_week()
         if marker and (marker.decode() if isinstance(marker, bytes) else marker) == str(week_start):
@@ -476,8 +543,16 @@ class Poller:
             self._set(repairs=self.state.repairs + repairs)
 
     async def _sync_range(self, start: datetime, end: datetime, *, delete_missing: bool) -> int:
+        # An unknown plan is taken for FREE, as the budget takes it.
+        free = self.state.plan is None or self.state.plan.strip().upper() == "FREE"
         try:
-            rows = await self.client.detailed_report(self.ws, start, end)
+            rows = await self.client.detailed_report(
+                self.ws,
+                start,
+                end,
+                self.store.zone,
+                max_days=FREE_REPORT_MAX_DAYS if free else None,
+            )
             self._count("reports-detailed")
         except (NotFoundError, ForbiddenError):
             rows = []
@@ -490,6 +565,7 @@ class Poller:
         for row in rows:
             entry_id = row.get("id") or row.get("_id")
             if not isinstance(entry_id, str):
+                self._skip("report", row, "a row without an id")
                 continue
             interval: dict[str, Any] = row.get("timeInterval") or {}
             if entry_id in running_ids and (
@@ -498,8 +574,9 @@ class Poller:
                 continue  # reports may show running timers as zero-length entries; a timer
                 # we hold as running that the report shows with a length was stopped: repair
             row = dict(row, id=entry_id)
+            # Seen even when malformed: a row Clockify lists is never deleted for its shape.
             seen.add(entry_id)
-            outcome = await self._apply_row(row)
+            outcome = await self._apply_row(row, "report")
             if outcome not in ("duplicate", "stale", "skipped"):
                 repairs += 1
                 log.info("reconcile: entry %s %s from Clockify", entry_id, outcome)
@@ -522,6 +599,31 @@ class Poller:
                     repairs += 1
                     log.info("reconcile: entry %s is gone from Clockify; removed", entry["id"])
         return repairs
+
+
+def _default_currency(workspace: dict[str, Any]) -> str | None:
+    """The workspace's default currency: `currencies[isDefault].code`, else its hourly
+    rate's; None when it names none (or nothing like an ISO code)."""
+    currencies = workspace.get("currencies")
+    rate = workspace.get("hourlyRate")
+    candidates = [
+        item.get("code")
+        for item in (currencies if isinstance(currencies, list) else ())
+        if isinstance(item, dict) and item.get("isDefault")
+    ]
+    candidates.append(rate.get("currency") if isinstance(rate, dict) else None)
+    for code in candidates:
+        if isinstance(code, str) and len(code) == 3 and code.isascii() and code.isalpha():
+            return code.upper()
+    return None
+
+
+def _is_entry_id(value: str) -> bool:
+    try:
+        parse_entry_id({"id": value})
+    except PayloadError:
+        return False
+    return True
 
 
 def poll_status_event(state: PollerState) -> bytes:

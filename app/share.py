@@ -1,10 +1,13 @@
 """Share links: a signed, expiring scope (one project or one client) that a freelancer can send
 to a client. The scope is enforced here, on the server: a share link reads only
-`/api/share/report` and a scoped `/events`, and nothing outside its scope is ever sent.
+`/api/share/report` and a scoped `/events`, and nothing outside its scope is ever sent. The
+link also carries how its page opens (sender, default range, running timers left out), and
+`clockwall share` finds what it shares by id or name here (TargetCatalog).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -12,7 +15,7 @@ import re
 import secrets
 import time
 from dataclasses import dataclass, replace
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import orjson
@@ -30,11 +33,25 @@ MIN_EXPIRY_S = 60
 MAX_EXPIRY_S = 366 * 86400  # a leaked link stays useful for a year at most
 _B64 = re.compile(r"[A-Za-z0-9_-]*")
 _LINK_ID = re.compile(r"[A-Za-z0-9_-]{8,32}")
+# The ranges a link may open on (the page offers the same presets, plus a custom range).
+RANGES = ("this-week", "last-week", "this-month", "last-month")
+# On the first days of a month "this month" is nearly empty: a client opening the link then
+# wants the month just finished, not 0:00.
+FIRST_DAYS_OF_MONTH = 3
+MAX_SENDER_CHARS = 80
+_SENDER = re.compile(r"[^\x00-\x1f\x7f]{1,80}")
 
 
 class ShareLinkError(ValueError):
     """A share link is malformed, tampered with, expired or (in the CLI) badly asked for; the
-    message says which. A revoked link is refused by the access middleware, which asks Redis."""
+    message says which, and `reason` says it to code: malformed, altered, expired, disabled or
+    invalid (a bad request to sign one). A revoked link is refused by the access middleware,
+    which asks Redis."""
+
+    def __init__(self, message: str, reason: str = "invalid", expires_at: int | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.expires_at = expires_at
 
 
 @dataclass(frozen=True)
@@ -46,6 +63,12 @@ class ShareScope:
     hide_amounts: bool = False
     # What the link is revoked by; sign_scope draws a random one when it is empty.
     link_id: str = ""
+    # Shown on the page ("Sent by ..."); "" for none.
+    sender: str = ""
+    # A forgotten timer must not reach a client as 16 hours: such links count stopped time only.
+    no_running: bool = False
+    # The range the page opens on (one of RANGES); "" for the default (default_preset).
+    default_range: str = ""
 
     def covers(self, state: dict[str, Any] | None) -> bool:
         if not state:
@@ -91,26 +114,39 @@ def sign_scope(secret: Secret, scope: ShareScope) -> str:
         scope = replace(scope, link_id=secrets.token_urlsafe(9))
     elif not _LINK_ID.fullmatch(scope.link_id):
         raise ShareLinkError(f"link id {scope.link_id!r} is not 8 to 32 URL-safe characters")
-    payload = _b64(
-        orjson.dumps(
-            {
-                "w": scope.workspace,
-                "k": scope.kind,
-                "i": scope.id,
-                "e": scope.expires_at,
-                "h": scope.hide_amounts,
-                "n": scope.link_id,
-            }
+    if scope.sender and not _SENDER.fullmatch(scope.sender):
+        raise ShareLinkError(
+            f"--sender must be 1 to {MAX_SENDER_CHARS} characters on one line, "
+            f"not {scope.sender[:100]!r}"
         )
-    )
+    if scope.default_range and scope.default_range not in RANGES:
+        raise ShareLinkError(f"--range {scope.default_range!r} is not one of {', '.join(RANGES)}")
+    body: dict[str, Any] = {
+        "w": scope.workspace,
+        "k": scope.kind,
+        "i": scope.id,
+        "e": scope.expires_at,
+        "h": scope.hide_amounts,
+        "n": scope.link_id,
+    }
+    # Written only when set, so a link without them reads as links always did.
+    if scope.sender:
+        body["s"] = scope.sender
+    if scope.no_running:
+        body["x"] = True
+    if scope.default_range:
+        body["d"] = scope.default_range
+    payload = _b64(orjson.dumps(body))
     mac = hmac.new(secret.reveal().encode(), payload.encode(), hashlib.sha256).digest()
     return f"{payload}.{_b64(mac)}"
 
 
 def verify_token(secret: Secret, token: str, now_s: float | None = None) -> ShareScope:
     if not secret:
-        raise ShareLinkError("share links are disabled on this server (no CLOCKWALL_SECRET_KEY)")
-    malformed = ShareLinkError("this share link is malformed; ask for a new one")
+        raise ShareLinkError(
+            "share links are disabled on this server (no CLOCKWALL_SECRET_KEY)", "disabled"
+        )
+    malformed = ShareLinkError("this share link is malformed; ask for a new one", "malformed")
     payload, sep, mac = token.partition(".")
     if not sep or len(token) > 1024:
         raise malformed
@@ -121,7 +157,9 @@ def verify_token(secret: Secret, token: str, now_s: float | None = None) -> Shar
         raise malformed from None
     expected = hmac.new(secret.reveal().encode(), payload.encode(), hashlib.sha256).digest()
     if not hmac.compare_digest(expected, given):
-        raise ShareLinkError("this share link is not valid (it was altered); ask for a new one")
+        raise ShareLinkError(
+            "this share link is not valid (it was altered); ask for a new one", "altered"
+        )
     try:
         data = orjson.loads(raw)
         # Links signed before links had ids are known by a digest of their MAC instead.
@@ -133,26 +171,66 @@ def verify_token(secret: Secret, token: str, now_s: float | None = None) -> Shar
             int(data["e"]),
             bool(data["h"]),
             link_id,
+            data.get("s", ""),
+            bool(data.get("x", False)),
+            data.get("d", ""),
         )
     except (KeyError, TypeError, ValueError, AttributeError, orjson.JSONDecodeError):
         raise malformed from None
-    if scope.kind not in ("project", "client") or not (
-        isinstance(link_id, str) and _LINK_ID.fullmatch(link_id)
+    if (
+        scope.kind not in ("project", "client")
+        or not (isinstance(link_id, str) and _LINK_ID.fullmatch(link_id))
+        or not isinstance(scope.sender, str)
+        or len(scope.sender) > MAX_SENDER_CHARS
+        or scope.default_range not in ("", *RANGES)
     ):
         raise malformed
     if (time.time() if now_s is None else now_s) >= scope.expires_at:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(scope.expires_at))
-        raise ShareLinkError(f"this share link expired on {when}; ask for a new one")
+        raise ShareLinkError(
+            f"this share link expired on {when}; ask for a new one", "expired", scope.expires_at
+        )
     return scope
 
 
+def default_preset(scope: ShareScope, today: date) -> str:
+    """The range a link opens on: its own, else this month, or last month in the month's first
+    FIRST_DAYS_OF_MONTH days."""
+    if scope.default_range:
+        return scope.default_range
+    return "last-month" if today.day <= FIRST_DAYS_OF_MONTH else "this-month"
+
+
+def preset_range(preset: str, today: date, week_start_index: int) -> tuple[date, date]:
+    """The days of a preset (RANGES) around `today`, as the page computes them (report.js)."""
+    if preset in ("this-week", "last-week"):
+        first = today - timedelta(days=(today.weekday() - week_start_index) % 7)
+        if preset == "last-week":
+            first -= timedelta(days=7)
+        return first, first + timedelta(days=6)
+    first = today.replace(day=1)
+    if preset == "last-month":
+        first = (first - timedelta(days=1)).replace(day=1)
+    following = (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return first, following - timedelta(days=1)
+
+
 class ShareReport:
-    """The client report behind a share link, computed from the same day totals as the wall."""
+    """The client report behind a share link, computed from the same day totals as the wall:
+    totals per project and per week, the entries, and the entries' days and tasks."""
 
     def __init__(self, settings: Settings, store: TotalsStore, entry_limit: int = 5000) -> None:
         self.settings = settings
         self.store = store
         self.entry_limit = entry_limit  # entries listed; totals are never cut
+
+    async def _project_groups(
+        self, scope: ShareScope, wanted: set[str], start: date, end: date
+    ) -> list[dict[str, Any]]:
+        summary = await self.store.read_summary(
+            scope.workspace, start, end, "PROJECT", include_running=not scope.no_running
+        )
+        return [g for g in summary["groups"] if g["id"] in wanted]
 
     async def read(self, scope: ShareScope, start: date, end: date) -> dict[str, Any]:
         ws = scope.workspace
@@ -164,12 +242,27 @@ class ShareReport:
             wanted = {pid for pid, rec in projects.items() if rec.get("clientId") == scope.id}
             clients = await self.store.read_names(ws, "client")
             title = clients.get(scope.id, {}).get("name") or scope.id
-        summary = await self.store.read_summary(ws, start, end, "PROJECT")
-        groups = [g for g in summary["groups"] if g["id"] in wanted]
-        # Scoped before the limit: the rest of the workspace never crowds the scope out.
-        entries_all = await self.store.read_entries(
-            ws, start, end, self.entry_limit, keep=lambda state: state.get("projectId") in wanted
+        weeks = _weeks(start, end, self.store.week_start_index)
+        groups, *week_groups = await asyncio.gather(
+            self._project_groups(scope, wanted, start, end),
+            *(self._project_groups(scope, wanted, a, b) for _, a, b in weeks),
         )
+        task_of: dict[str, str | None] = {}
+
+        def keep(state: dict[str, Any]) -> bool:
+            if state.get("projectId") not in wanted:
+                return False
+            if scope.no_running and state.get("end") is None:
+                return False
+            # The listed entries do not carry their task: note it while the state is at hand.
+            task_of[state["id"]] = state.get("taskId")
+            return True
+
+        # Scoped before the limit: the rest of the workspace never crowds the scope out.
+        entries_all = await self.store.read_entries(ws, start, end, self.entry_limit, keep=keep)
+        listed = [
+            e for e in entries_all["entries"] if e["project"] and e["project"]["id"] in wanted
+        ]
         entries = [
             {
                 "day": e["day"],
@@ -187,37 +280,35 @@ class ShareReport:
                     else {"billableAmount": e["billableAmount"], "currency": e["currency"]}
                 ),
             }
-            for e in entries_all["entries"]
-            if e["project"] and e["project"]["id"] in wanted
+            for e in listed
         ]
-        totals: dict[str, Any] = {
-            "totalSeconds": sum(g["totalSeconds"] for g in groups),
-            "billableSeconds": sum(g["billableSeconds"] for g in groups),
-        }
-        amounts: dict[str, float] = {}
-        for g in groups:
-            for item in g["amounts"]:
-                amounts[item["currency"]] = round(
-                    amounts.get(item["currency"], 0) + item["amount"], 2
-                )
+        tasks = _task_totals(listed, task_of, await self.store.read_names(ws, "task"))
+        totals = _sum_groups(groups)
+        week_rows = [
+            {"weekStart": week_start.isoformat(), "start": a.isoformat(), "end": b.isoformat()}
+            | _sum_groups(found)
+            for (week_start, a, b), found in zip(weeks, week_groups, strict=True)
+        ]
         if scope.hide_amounts:
-            for g in groups:
+            for row in (totals, *groups, *week_rows, *tasks):
                 for key in ("billableAmount", "currency", "amounts"):
-                    g.pop(key, None)
-        else:
-            totals["amounts"] = [{"currency": c, "amount": a} for c, a in sorted(amounts.items())]
+                    row.pop(key, None)
         days: dict[str, int] = {}
         for e in entries:
             days[e["day"]] = days.get(e["day"], 0) + e["durationSeconds"]
         return {
             "scope": {"kind": scope.kind, "name": title},
+            "sender": scope.sender or None,
             "hideAmounts": scope.hide_amounts,
+            "excludesRunning": scope.no_running,
             "expiresAt": scope.expires_at,
             "dateRange": {"start": start.isoformat(), "end": end.isoformat()},
             "projects": groups,
+            "weeks": week_rows,
+            "tasks": tasks,
             "days": [{"day": d, "totalSeconds": s} for d, s in sorted(days.items())],
             "entries": entries,
-            "includesRunning": any(e["running"] for e in entries),
+            "includesRunning": any(e["running"] for e in entries) or totals["runningSeconds"] > 0,
             "truncated": entries_all["truncated"],
             **totals,
         }
@@ -227,15 +318,85 @@ class ShareReport:
         if scope is None:
             return error_response(403, "a share link is required", "open the link you were sent")
         params = dict(request.query_params)
+        preset = None
         if not params.get("start") and not params.get("end"):
             today = self.store.today()
-            params["start"] = today.replace(day=1).isoformat()
-            params["end"] = today.isoformat()
-        try:
-            start, end = parse_range(params, self.store)
-        except QueryError as exc:
-            return error_response(400, str(exc), "fix the query parameter and retry")
-        return json_response(await self.read(scope, start, end))
+            preset = default_preset(scope, today)
+            start, end = preset_range(preset, today, self.store.week_start_index)
+        else:
+            try:
+                start, end = parse_range(params, self.store)
+            except QueryError as exc:
+                return error_response(400, str(exc), "fix the query parameter and retry")
+        return json_response({**await self.read(scope, start, end), "preset": preset})
+
+
+def _weeks(start: date, end: date, week_start_index: int) -> list[tuple[date, date, date]]:
+    """(week start, first day, last day) of each week that [start, end] touches, clipped."""
+    out = []
+    week = start - timedelta(days=(start.weekday() - week_start_index) % 7)
+    while week <= end:
+        out.append((week, max(week, start), min(week + timedelta(days=6), end)))
+        week += timedelta(days=7)
+    return out
+
+
+def _sum_groups(groups: list[dict[str, Any]]) -> dict[str, Any]:
+    """The totals of several summary groups (amounts summed per currency in minor units)."""
+    amounts: dict[str, int] = {}
+    for g in groups:
+        for item in g.get("amounts", []):
+            minor = round(item["amount"] * 100)
+            amounts[item["currency"]] = amounts.get(item["currency"], 0) + minor
+    return {
+        "totalSeconds": sum(g["totalSeconds"] for g in groups),
+        "billableSeconds": sum(g["billableSeconds"] for g in groups),
+        "runningSeconds": sum(g.get("runningSeconds", 0) for g in groups),
+        "amounts": [{"currency": c, "amount": v / 100} for c, v in sorted(amounts.items()) if v],
+    }
+
+
+def _task_totals(
+    entries: list[dict[str, Any]],
+    task_of: dict[str, str | None],
+    names: dict[str, dict[str, Any]],
+) -> list[dict[str, Any]]:
+    """Per-task totals of the listed entries; a task the store has no name for yet (a poll
+    row carries only its id) is "Unnamed task", entries without one are "(Without task)"."""
+    rows: dict[tuple[str | None, str | None], dict[str, Any]] = {}
+    for e in entries:
+        task_id = task_of.get(e["id"])
+        project = e["project"] or {}
+        key = (task_id, project.get("id"))
+        row = rows.get(key)
+        if row is None:
+            name = (names.get(task_id, {}).get("name") or "Unnamed task") if task_id else None
+            row = rows[key] = {
+                "id": task_id,
+                "name": name or "(Without task)",
+                "project": {"id": project.get("id"), "name": project.get("name")},
+                "totalSeconds": 0,
+                "billableSeconds": 0,
+                "runningSeconds": 0,
+                "minor": {},
+            }
+        seconds = e["durationSeconds"]
+        row["totalSeconds"] += seconds
+        if e["billable"]:
+            row["billableSeconds"] += seconds
+        if e["running"]:
+            row["runningSeconds"] += seconds
+        if e["currency"]:
+            minor = round(e["billableAmount"] * 100)
+            row["minor"][e["currency"]] = row["minor"].get(e["currency"], 0) + minor
+    out = []
+    for row in rows.values():
+        minor = row.pop("minor")
+        row["amounts"] = [{"currency": c, "amount": v / 100} for c, v in sorted(minor.items())]
+        out.append(row)
+    # Named tasks first, largest first; the entries without a task last.
+    out.sort(key=lambda r: (r["id"] is None, -r["totalSeconds"], str(r["name"]).lower()))
+    return out
 
 
 class ScopedChanges:
@@ -254,6 +415,10 @@ class ScopedChanges:
         was_in = data.get("prev") is not None and self._was_in(data)
         if not (self.scope.covers(entry) or was_in):
             return None
+        if self.scope.no_running and not any(
+            part and part["f"] for part in (data.get("prev"), data.get("next"))
+        ):
+            return None  # a running timer (which adds to no total yet): such a link omits it
         days = sorted({part["day"] for part in (data.get("prev"), data.get("next")) if part})
         body = orjson.dumps({"type": "refresh", "days": days})
         return encode_sse("change", body, change.id_text)
@@ -263,3 +428,102 @@ class ScopedChanges:
         dim = "P" if self.scope.kind == "project" else "C"
         prefix = f"{self.scope.id}|"
         return any(item[0] == dim and str(item[1]).startswith(prefix) for item in data["prev"]["f"])
+
+
+# Finding what a link shares (`clockwall share --project NAME_OR_ID`) ----------------------
+_CLOCKIFY_ID = re.compile(r"[0-9a-fA-F]{24}")
+MAX_SUGGESTIONS = 5
+
+
+@dataclass(frozen=True)
+class ShareTarget:
+    """A project or client a link can share, as a source knows it."""
+
+    id: str
+    name: str
+    client: str = ""  # a project's client name
+
+    def describe(self) -> str:
+        client = f", client {self.client}" if self.client else ""
+        return f"{self.name or '(no name)'} (id {self.id}{client})"
+
+
+@dataclass
+class TargetCatalog:
+    """The projects or clients of a workspace, from every source that answered (Clockify,
+    the store's names); `consulted` names those sources, `problems` says why others did not
+    answer."""
+
+    kind: str
+    workspace: str
+    targets: dict[str, ShareTarget]
+    consulted: list[str]
+    problems: list[str]
+
+    def find(self, text: str) -> tuple[ShareTarget, str | None]:
+        """The target `text` names (an id, or a name in any case); raises ShareLinkError when
+        it is unknown or names several. With no source to ask, an id is taken on trust and
+        the second item is the warning to print."""
+        text = text.strip()
+        if not self.consulted:
+            why = "; ".join(self.problems) or "set CLOCKIFY_API_KEY or REDIS_URL to have it checked"
+            if _CLOCKIFY_ID.fullmatch(text):
+                return ShareTarget(text, ""), (
+                    f"could not check that {self.kind} {text} exists ({why}); the link is made "
+                    "anyway, so check that it opens the right report"
+                )
+            raise ShareLinkError(
+                f"{text!r} is not a {self.kind} id, and names can be looked up only in Clockify "
+                f"or the store ({why}); give the {self.kind}'s id"
+            )
+        if text in self.targets:
+            return self.targets[text], None
+        wanted = text.casefold()
+        named = [t for t in self.targets.values() if t.name.strip().casefold() == wanted]
+        if len(named) == 1:
+            return named[0], None
+        where = " and ".join(self.consulted)
+        if named:
+            listed = "\n".join(f"  {t.describe()}" for t in sorted(named, key=lambda t: t.id))
+            raise ShareLinkError(
+                f"{len(named)} {self.kind}s are named {text!r} in workspace {self.workspace}; "
+                f"give the id of the one to share:\n{listed}"
+            )
+        close = sorted(
+            (t for t in self.targets.values() if wanted and wanted in t.name.casefold()),
+            key=lambda t: t.name.casefold(),
+        )[:MAX_SUGGESTIONS]
+        hint = (
+            "; did you mean " + ", ".join(t.describe() for t in close) + "?"
+            if close
+            else f"; check the spelling, or copy the {self.kind}'s id from Clockify"
+        )
+        raise ShareLinkError(
+            f"no {self.kind} with the id or name {text!r} in workspace {self.workspace} "
+            f"(looked in {where}){hint}"
+        )
+
+
+def targets_from_clockify(kind: str, rows: list[dict[str, Any]]) -> dict[str, ShareTarget]:
+    """Clockify's project or client list as targets."""
+    out = {}
+    for row in rows:
+        if isinstance(row, dict) and isinstance(row.get("id"), str):
+            client = row.get("clientName") if kind == "project" else ""
+            out[row["id"]] = ShareTarget(
+                row["id"], str(row.get("name") or ""), client if isinstance(client, str) else ""
+            )
+    return out
+
+
+def targets_from_names(
+    kind: str, records: dict[str, dict[str, Any]], clients: dict[str, dict[str, Any]]
+) -> dict[str, ShareTarget]:
+    """The store's name records (store.read_names) as targets."""
+    out = {}
+    for ident, record in records.items():
+        client = ""
+        if kind == "project" and record.get("clientId"):
+            client = clients.get(record["clientId"], {}).get("name") or record["clientId"]
+        out[ident] = ShareTarget(ident, str(record.get("name") or ""), client)
+    return out

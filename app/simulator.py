@@ -76,7 +76,7 @@ PAID_WEBHOOK_LIMIT_PER_ADMIN = 10
 FREE_RATE_LIMIT = (30, 3600.0)  # requests, window seconds: the whole workspace
 PAID_RATE_LIMIT = (50, 1.0)
 ENTITY_WINDOW_DEFAULT_S = 30 * 86400.0
-FREE_REPORT_MAX_DAYS = 366
+FREE_REPORT_MAX_DAYS = 31  # Detailed report on FREE: at most one month a request
 _TOKEN_ALPHABET = string.ascii_letters + string.digits
 
 
@@ -189,6 +189,27 @@ class SimWebhook:
     trigger_source_type: str = "WORKSPACE_ID"
     trigger_source: tuple[str, ...] = ()
     enabled: bool = True
+    # Clockify turns delivery off after too many failed deliveries, and the plan can disable
+    # a webhook (more webhooks than it allows, or an event it lacks).
+    delivery_enabled: bool = True
+    plan_enabled: bool = True
+    failures_in_a_row: int = 0
+
+
+@dataclass(frozen=True)
+class SimWebhookLog:
+    """One delivery attempt as `POST /webhooks/{id}/logs` lists it."""
+
+    id: str
+    webhook_id: str
+    status_code: int  # 0: no answer (connection refused, timeout)
+    request_body: str
+    response_body: str
+    responded_at_s: float
+
+    @property
+    def succeeded(self) -> bool:
+        return 200 <= self.status_code < 300
 
 
 @dataclass(frozen=True)
@@ -257,6 +278,10 @@ class SimulatedWorkspace:
         self.deletions: dict[str, SimDeletion] = {}
         self.webhooks: dict[str, SimWebhook] = {}
         self.outbox: list[Delivery] = []
+        self.webhook_logs: list[SimWebhookLog] = []
+        # Failed deliveries in a row after which a webhook's delivery is turned off (None:
+        # never; Clockify does not document its threshold).
+        self.delivery_failure_limit: int | None = None
         self.requests: list[RequestRecord] = []
         # API behaviour switches (faithful defaults).
         self.admin = True  # False: the key's user is a plain member (403 on admin-only calls)
@@ -525,12 +550,40 @@ class SimulatedWorkspace:
         return deliveries
 
     async def deliver_webhooks(self, sender: WebhookSender) -> list[DeliveryResult]:
-        return await sender.send(self.drain_outbox())
+        """Send the outbox; every attempt made (not a dropped or held one) is logged as
+        Clockify logs it, so failed ones can be found through the logs endpoint."""
+        results = await sender.send(self.drain_outbox())
+        for result in results:
+            self.log_delivery(result)
+        return results
+
+    def log_delivery(self, result: DeliveryResult) -> None:
+        if result.outcome not in ("sent", "failed"):
+            return
+        delivery = result.delivery
+        entry = SimWebhookLog(
+            self.new_id(),
+            delivery.webhook_id,
+            result.status or 0,
+            delivery.body.decode(),
+            result.response_body or "",
+            self.clock(),
+        )
+        self.webhook_logs.append(entry)
+        hook = self.webhooks.get(delivery.webhook_id)
+        if hook is None:
+            return
+        hook.failures_in_a_row = 0 if entry.succeeded else hook.failures_in_a_row + 1
+        limit = self.delivery_failure_limit
+        if limit is not None and hook.failures_in_a_row >= limit:
+            hook.delivery_enabled = False
 
     def _emit(self, event: str, entry: SimEntry) -> None:
         body = orjson.dumps(self.webhook_body(entry))
         for hook in self.webhooks.values():
-            if hook.event != event or not hook.enabled or not self._triggers(hook, entry):
+            if hook.event != event or not self._triggers(hook, entry):
+                continue
+            if not (hook.enabled and hook.delivery_enabled and hook.plan_enabled):
                 continue
             headers = {
                 "clockify-signature": hook.auth_token,
@@ -641,6 +694,8 @@ class SimulatedWorkspace:
             "triggerSource": list(hook.trigger_source),
             "triggerSourceType": hook.trigger_source_type,
             "enabled": hook.enabled,
+            "deliveryEnabled": hook.delivery_enabled,
+            "planEnabled": hook.plan_enabled,
             "userId": hook.user_id,
             "workspaceId": self.id,
             "authToken": hook.auth_token,
@@ -717,7 +772,9 @@ class SimulatedWorkspace:
         return out
 
     def report_row(self, entry: SimEntry) -> JSONObject:
-        """A Detailed report row: `_id`, flat names, integer-second duration, zoned times."""
+        """A Detailed report row: `_id`, flat names, integer-second duration, zoned times, and
+        money as flat integers in minor units (`rate`, `amount`, `costRate`, `costAmount`,
+        `currency`); no `hourlyRate` object, no `tagIds` (the tags are in `tags`)."""
         user = self.users[entry.user_id]
         project = self.projects.get(entry.project_id or "")
         client = self.clients.get(project.client_id or "") if project else None
@@ -725,7 +782,8 @@ class SimulatedWorkspace:
         end = entry.end or entry.start
         seconds = _seconds(entry)
         rate = self._rate(entry)
-        amount_minor = seconds * rate["amount"] // 3600 if rate and entry.billable else 0
+        rate_minor = rate["amount"] if rate else 0
+        amount_minor = (seconds * rate_minor + 1800) // 3600 if entry.billable else 0
         return {
             "_id": entry.id,
             "description": entry.description,
@@ -740,14 +798,15 @@ class SimulatedWorkspace:
             "clientName": client.name if client else None,
             "taskId": None,
             "taskName": None,
-            "tagIds": list(entry.tag_ids),
             "tags": [{"id": t, "name": self.tags[t].name} for t in entry.tag_ids if t in self.tags],
             "billable": entry.billable,
             "isLocked": False,
             "approvalRequestId": None,
-            "hourlyRate": rate,
-            "rate": rate["amount"] if rate else 0,
+            "rate": rate_minor,
             "amount": amount_minor,
+            "costRate": 0,
+            "costAmount": 0,
+            "currency": rate["currency"] if rate else self.currency,
             "timeInterval": {
                 "start": format_instant(entry.start),
                 "end": format_instant(end),
@@ -1018,6 +1077,7 @@ class DeliveryResult:
     outcome: str  # "sent" | "dropped" | "failed" | "held"
     status: int | None = None
     error: str | None = None
+    response_body: str | None = None
 
 
 @dataclass
@@ -1110,7 +1170,9 @@ class WebhookSender:
                 type(exc).__name__,
             )
             return DeliveryResult(delivery, "failed", error=type(exc).__name__)
-        return DeliveryResult(delivery, "sent", status=response.status_code)
+        return DeliveryResult(
+            delivery, "sent", status=response.status_code, response_body=response.text[:1000]
+        )
 
     def _record(self, result: DeliveryResult) -> DeliveryResult:
         self.log.append(result)
@@ -1144,6 +1206,27 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int | 
         limit = f" and at most {high}" if high is not None else ""
         raise _BadRequest(f"{name} must be at least {low}{limit}")
     return value
+
+
+def _wall_clock_param(raw: str | None, name: str) -> datetime | None:
+    """A report bound as a naive wall-clock time (any offset dropped, as Clockify drops it)."""
+    if raw is None or raw == "":
+        return None
+    try:
+        return datetime.fromisoformat(raw.removesuffix("Z")).replace(tzinfo=None)
+    except ValueError:
+        raise _BadRequest(f"{name} must look like 2026-01-31T00:00:00.000") from None
+
+
+def _report_zone(body: JSONObject, sim: SimulatedWorkspace) -> ZoneInfo:
+    name = _opt_str(body, "timeZone")
+    if name is None:
+        owner = sim.users.get(sim.owner_id or "")
+        name = owner.time_zone if owner else "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ValueError, KeyError):
+        raise _BadRequest(f"timeZone {name!r:.60} is not an IANA time zone") from None
 
 
 def _instant_param(raw: str | None, name: str) -> datetime | None:
@@ -1287,6 +1370,19 @@ def create_simulator_app(sim: SimulatedWorkspace) -> Starlette:
         hydrated = request.query_params.get("hydrated", "false").lower() == "true"
         return _json(sim.entry_json(entry, hydrated))
 
+    def entity_page(request: Request, docs: list[JSONObject]) -> Response:
+        return page(request, docs, size_param="limit", wrap=sim.entities_wrapped)
+
+    def entity_doc(entry: SimEntry) -> JSONObject:
+        return {
+            **sim.entry_json(entry),
+            "auditMetadata": {
+                "createdAt": _stamp(entry.created_at_s),
+                "updatedAt": _stamp(entry.updated_at_s),
+            },
+            "documentType": "TIME_ENTRY",
+        }
+
     def entity_window(request: Request) -> tuple[float, float]:
         if "TIME_ENTRY" not in request.query_params.getlist("type"):
             raise _BadRequest("type is required; use type=TIME_ENTRY")
@@ -1301,48 +1397,53 @@ def create_simulator_app(sim: SimulatedWorkspace) -> Starlette:
             return start.timestamp(), start.timestamp() + ENTITY_WINDOW_DEFAULT_S
         return start.timestamp(), end.timestamp()
 
-    async def entities_updated(request: Request) -> Response:
+    async def entities_created(request: Request) -> Response:
         low_s, high_s = entity_window(request)
         entries = sorted(
-            (e for e in sim.entries.values() if low_s <= e.updated_at_s <= high_s),
+            (e for e in sim.entries.values() if low_s <= e.created_at_s <= high_s),
+            key=lambda e: e.created_at_s,
+        )
+        return entity_page(request, [entity_doc(e) for e in entries])
+
+    async def entities_updated(request: Request) -> Response:
+        # Clockify leaves out an entity both created and updated in the window.
+        low_s, high_s = entity_window(request)
+        entries = sorted(
+            (
+                e
+                for e in sim.entries.values()
+                if low_s <= e.updated_at_s <= high_s and not low_s <= e.created_at_s <= high_s
+            ),
             key=lambda e: e.updated_at_s,
         )
-        docs = [
-            {
-                **sim.entry_json(e),
-                "auditMetadata": {
-                    "createdAt": _stamp(e.created_at_s),
-                    "updatedAt": _stamp(e.updated_at_s),
-                },
-                "documentType": "TIME_ENTRY",
-            }
-            for e in entries
-        ]
-        return page(request, docs, size_param="limit", min_page=0, wrap=sim.entities_wrapped)
+        return entity_page(request, [entity_doc(e) for e in entries])
 
     async def entities_deleted(request: Request) -> Response:
+        # Clockify leaves out an entity both created and deleted in the window, and lists a
+        # deletion about a minute after it happens. The item's own `id` is the deletion
+        # record's; the entry is in `document`.
         low_s, high_s = entity_window(request)
         visible_before_s = sim.clock() - sim.deleted_visibility_delay_s
         deletions = sorted(
             (
                 d
                 for d in sim.deletions.values()
-                if low_s <= d.deleted_at_s <= high_s and d.deleted_at_s <= visible_before_s
+                if low_s <= d.deleted_at_s <= high_s
+                and d.deleted_at_s <= visible_before_s
+                and not low_s <= d.entry.created_at_s <= high_s
             ),
             key=lambda d: d.deleted_at_s,
         )
         docs = [
             {
-                "id": d.entry.id,
+                "id": d.bin_id,
                 "deletedAt": _stamp(d.deleted_at_s),
-                "deletionBinId": d.bin_id,
                 "document": sim.entry_json(d.entry),
-                "documentType": "TIME_ENTRY",
-                "eligibleForRestore": True,
+                "documentCode": "TIME_ENTRY",
             }
             for d in deletions
         ]
-        return page(request, docs, size_param="limit", min_page=0, wrap=sim.entities_wrapped)
+        return entity_page(request, docs)
 
     async def webhooks(request: Request) -> Response:
         if request.method == "GET":
@@ -1382,17 +1483,62 @@ def create_simulator_app(sim: SimulatedWorkspace) -> Starlette:
             return _error(404, "Webhook not found")
         return _json(sim.webhook_json(sim.reset_webhook_token(request.path_params["wid"])))
 
+    async def webhook_logs(request: Request) -> Response:
+        # The first page is page 0 (the schema's default) or 1 (its example): both answer it.
+        wid = request.path_params["wid"]
+        if wid not in sim.webhooks:
+            return _error(404, "Webhook not found")
+        number = max(1, _int_param(request, "page", 0, 0, None))
+        size = _int_param(request, "size", 50, 1, None)
+        body = await _json_body(request)
+        start = _instant_param(_opt_str(body, "from"), "from")
+        end = _instant_param(_opt_str(body, "to"), "to")
+        status = body.get("status") or "ALL"
+        if status not in ("ALL", "SUCCEEDED", "FAILED"):
+            raise _BadRequest("status must be ALL, SUCCEEDED or FAILED")
+        logs = [
+            log
+            for log in sim.webhook_logs
+            if log.webhook_id == wid
+            and (start is None or log.responded_at_s > start.timestamp())
+            and (end is None or log.responded_at_s < end.timestamp())
+            and (status == "ALL" or log.succeeded == (status == "SUCCEEDED"))
+        ]
+        logs.sort(key=lambda log: log.responded_at_s, reverse=body.get("sortByNewest") is True)
+        chunk = logs[(number - 1) * size : number * size]
+        return _json(
+            [
+                {
+                    "id": log.id,
+                    "webhookId": log.webhook_id,
+                    "statusCode": log.status_code,
+                    "requestBody": log.request_body,
+                    "responseBody": log.response_body,
+                    "respondedAt": datetime.fromtimestamp(log.responded_at_s, UTC).isoformat(
+                        timespec="milliseconds"
+                    ),
+                }
+                for log in chunk
+            ]
+        )
+
     async def detailed_report(request: Request) -> Response:
         body = await _json_body(request)
-        start = _instant_param(_opt_str(body, "dateRangeStart"), "dateRangeStart")
-        end = _instant_param(_opt_str(body, "dateRangeEnd"), "dateRangeEnd")
+        zone = _report_zone(body, sim)
+        # The window is wall-clock time in `timeZone` (else the key owner's profile zone);
+        # an offset or a trailing Z is not honoured, as Clockify does not honour it.
+        start = _wall_clock_param(_opt_str(body, "dateRangeStart"), "dateRangeStart")
+        end = _wall_clock_param(_opt_str(body, "dateRangeEnd"), "dateRangeEnd")
         detailed = body.get("detailedFilter")
         if start is None or end is None:
             raise _BadRequest("dateRangeStart and dateRangeEnd are required")
         if not isinstance(detailed, dict):
             raise _BadRequest("detailedFilter is required for a detailed report")
         if sim.is_free and end - start > timedelta(days=FREE_REPORT_MAX_DAYS):
-            raise _BadRequest("On the Free plan a report may span at most one year")
+            raise _BadRequest(
+                "Detailed report data on FREE subscription plan is limited to a maximum "
+                f"interval length of one month ({FREE_REPORT_MAX_DAYS} days)"
+            )
         number, size = detailed.get("page", 1), detailed.get("pageSize", 50)
         if not isinstance(number, int) or not isinstance(size, int) or number < 1:
             raise _BadRequest("detailedFilter.page and pageSize must be positive numbers")
@@ -1400,7 +1546,12 @@ def create_simulator_app(sim: SimulatedWorkspace) -> Starlette:
             raise _BadRequest("detailedFilter.pageSize must be between 1 and 1000")
         # Running timers are left out: the in-progress endpoint is the place for them.
         entries = sorted(
-            (e for e in sim.entries.values() if e.end is not None and start <= e.start <= end),
+            (
+                e
+                for e in sim.entries.values()
+                if e.end is not None
+                and start <= e.start.astimezone(zone).replace(tzinfo=None) <= end
+            ),
             key=lambda e: e.start,
             reverse=True,
         )
@@ -1412,7 +1563,7 @@ def create_simulator_app(sim: SimulatedWorkspace) -> Starlette:
             "totalTime": total_s,
             "totalBillableTime": billable_s,
             "entriesCount": len(rows),
-            "totalAmount": sum(r["amount"] for r in rows),
+            "totalAmount": sum(r.get("amount", 0) for r in rows),
             "amounts": _amounts(rows),
         }
         chunk = rows[(number - 1) * size : number * size]
@@ -1437,6 +1588,7 @@ def create_simulator_app(sim: SimulatedWorkspace) -> Starlette:
             endpoint("in_progress", in_progress, admin=True),
         ),
         Route(f"{ws}/time-entries/{{eid}}", endpoint("entry", one_entry)),
+        Route(f"{ws}/entities/created", endpoint("entities_created", entities_created)),
         Route(f"{ws}/entities/updated", endpoint("entities_updated", entities_updated)),
         Route(f"{ws}/entities/deleted", endpoint("entities_deleted", entities_deleted)),
         Route(
@@ -1453,6 +1605,11 @@ def create_simulator_app(sim: SimulatedWorkspace) -> Starlette:
             f"{ws}/webhooks/{{wid}}/token",
             endpoint("webhook_token", webhook_token, admin=True),
             methods=["PATCH"],
+        ),
+        Route(
+            f"{ws}/webhooks/{{wid}}/logs",
+            endpoint("webhook_logs", webhook_logs, admin=True),
+            methods=["POST"],
         ),
         Route(
             "/reports/v1/workspaces/{ws}/reports/detailed",
@@ -1505,9 +1662,8 @@ def _stamp(epoch_s: float) -> str:
 def _amounts(rows: list[JSONObject]) -> list[JSONObject]:
     by_currency: dict[str, int] = {}
     for row in rows:
-        rate = row.get("hourlyRate")
-        if rate and row["billable"]:
-            currency = rate["currency"]
+        if row.get("amount") and row.get("currency"):
+            currency = row["currency"]
             by_currency[currency] = by_currency.get(currency, 0) + row["amount"]
     return [
         {"type": "EARNED", "value": value, "currency": currency}

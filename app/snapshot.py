@@ -127,6 +127,16 @@ class SnapshotCache:
         self._cache: OrderedDict[CacheKey, tuple[int, float, Snapshot]] = OrderedDict()
         # key -> (lock, number of callers holding or waiting for it)
         self._locks: dict[CacheKey, tuple[asyncio.Lock, int]] = {}
+        # A store that went away may come back empty (a Redis restarted without its data) while
+        # no change is dispatched: nothing cached before may be served after.
+        hub.status_listeners.append(self._store_changed)
+
+    def _store_changed(self, ok: bool) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self._cache.clear()
+        self.bytes = 0
 
     def __len__(self) -> int:
         return len(self._cache)

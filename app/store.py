@@ -229,6 +229,13 @@ class TotalsStore:
         if kind not in KINDS:
             raise ValueError(f"unknown apply kind {kind!r}")
         ws = entry.workspace_id
+        if kind == "sync" and entry.unknown:
+            # A poll row never erases what it does not carry (Reports rows may lack the rate,
+            # currency or tags a webhook stored). A webhook landing between this read and the
+            # script is overwritten, as any sync overwrites: the next poll sees its change.
+            async with asyncio.timeout(STORE_DEADLINE_S):
+                raw = await self.redis.hget(keys.entry_states(ws), entry.id)
+            entry = entry.fill_unknown(orjson.loads(raw) if raw else None)
         client_id = await self._client_of(entry)
         state = entry.to_state()
         state["clientId"] = client_id
@@ -441,12 +448,14 @@ class TotalsStore:
                 out.append((entry, day, max(0, int((now - start).total_seconds()))))
         return out
 
-    async def read_summary(self, ws: str, start: date, end: date, group: str) -> dict[str, Any]:
+    async def read_summary(
+        self, ws: str, start: date, end: date, group: str, include_running: bool = True
+    ) -> dict[str, Any]:
         dim = GROUPS[group]
         days = self.days(start, end)
         now = self.clock()
         buckets = await self._read_dim(ws, start, end, dim)
-        running = await self.read_running(ws)
+        running = await self.read_running(ws) if include_running else []
         includes_running = False
         for entry, day, elapsed in self._running_in(running, days, now):
             includes_running = True

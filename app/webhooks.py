@@ -215,6 +215,13 @@ class WebhookEndpoint:
                 "missing or malformed clockify-webhook-event-type header",
                 "Clockify sends the event name (e.g. TIMER_STOPPED) in that header",
             )
+        return await self.apply(event, body, token.workspace_id)
+
+    async def apply(self, event: str, body: bytes, bound: str | None) -> JSONAnswer:
+        """A verified delivery's body into the store, answered as the endpoint answers it: the
+        one apply path, which deliveries replayed from Clockify's log (app/webhook_health.py)
+        take too. `event` is upper case; `bound`, the workspace the token is bound to."""
+        event_label = event if event in KNOWN_EVENTS else OTHER
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
@@ -227,9 +234,9 @@ class WebhookEndpoint:
             # A Redis that stops answering fails the write within the store's deadline
             # (STORE_DEADLINE_S), so the delivery gets a 503, never a hung request.
             if event in ENTRY_KINDS or event in DELETE_EVENTS:
-                return await self._entries(event, payload, token.workspace_id)
+                return await self._entries(event, payload, bound)
             if event in NAME_EVENTS:
-                return await self._names(event, payload, token.workspace_id)
+                return await self._names(event, payload, bound)
         except PayloadError as exc:
             self._count(event, "rejected:payload")
             return error_answer(

@@ -9,9 +9,6 @@ import asyncio
 import os
 import random
 import resource
-import socket
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
@@ -19,17 +16,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import httpx
 import orjson
 import redis
 
+from app.child_server import ChildServer
 from app.simulator import format_duration as iso_duration  # one formatter for all
+from tests.dbs import BENCH
 
-ROOT = Path(__file__).resolve().parent.parent
 REDIS_BASE = os.environ.get("CLOCKWALL_BENCH_REDIS", "redis://127.0.0.1:6379").rstrip("/")
-REDIS_DB = 13
+REDIS_DB = BENCH
 REDIS_URL = f"{REDIS_BASE}/{REDIS_DB}"
 WS = "65f1a2b3c4d5e6f7a8b9c0d1"
 TOKEN = "Bn4kWq8RzT2mYc7HpL5sXd9JfG3aVe6u"
@@ -39,7 +37,7 @@ CURRENCIES = ("EUR", "USD", "GBP", "CHF")
 
 # Redis ---------------------------------------------------------------------------------------
 def flush_bench_db() -> None:
-    """Benchmarks own database 13 and start from empty."""
+    """Benchmarks own database BENCH (tests/dbs.py) and start from empty."""
     client = redis.Redis.from_url(REDIS_URL)
     try:
         client.flushdb()
@@ -58,12 +56,6 @@ def redis_cpu_s() -> float:
 
 
 # The server under test -----------------------------------------------------------------------
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def process_cpu_s(pid: int) -> float:
     """utime + stime of another process, from /proc (Linux)."""
     with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
@@ -77,67 +69,22 @@ def own_cpu_s() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-class ServerProcess:
-    """`python -m bench.serve_target --kind K --port P ...` on 127.0.0.1, started and stopped
+class ServerProcess(ChildServer):
+    """`python -m bench.serve_target --kind K ... --port P` on 127.0.0.1, started and stopped
     by this process, so the load generator and the server never share an interpreter."""
 
     def __init__(self, kind: str, *extra_args: str, ready_timeout_s: float = 20.0) -> None:
-        self.kind = kind
-        self.port = free_port()
-        self.extra_args = extra_args
-        self.ready_timeout_s = ready_timeout_s
-        self.proc: subprocess.Popen[bytes] | None = None
         self._log_dir = tempfile.TemporaryDirectory(prefix=f"bench-{kind}-")
-        self.log_path = Path(self._log_dir.name) / "server.log"
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
+        log_path = Path(self._log_dir.name) / "server.log"
+        super().__init__("bench.serve_target", "--kind", kind, *extra_args, log_path=log_path)
+        self.kind = kind
+        self.ready_timeout_s = ready_timeout_s
 
     def cpu_s(self) -> float:
         return process_cpu_s(self.pid)
 
-    def log_text(self) -> str:
-        return self.log_path.read_text("utf-8", "replace")[-4000:]
-
-    def command(self) -> list[str]:
-        cmd = [sys.executable, "-m", "bench.serve_target", "--kind", self.kind]
-        return [*cmd, "--port", str(self.port), *self.extra_args]
-
-    def start(self) -> ServerProcess:
-        cmd = self.command()
-        with open(self.log_path, "wb") as log:  # the child keeps its own copy of the handle
-            self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + self.ready_timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"{self.kind} server exited early:\n{self.log_text()}")
-            try:
-                if httpx.get(f"{self.base_url}/healthz", timeout=1.0).status_code == 200:
-                    return self
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"{self.kind} server did not answer within {self.ready_timeout_s} s")
-
-    def stop(self) -> None:
-        if self.proc is None or self.proc.poll() is not None:
-            return
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=5)
-
-    def __enter__(self) -> ServerProcess:
-        return self.start()
+    def start(self, timeout_s: float | None = None) -> Self:
+        return super().start(self.ready_timeout_s if timeout_s is None else timeout_s)
 
     def __exit__(self, *exc: object) -> None:
         self.stop()

@@ -8,7 +8,7 @@ change, each client encodes its own events (dicts -> ServerSentEvent), one write
 shutdown is left to sse-starlette's cancellation. Its snapshot comes from the same shared cache
 as clockwall's, so both connect the same N clients and the figures compare fan-out and memory,
 not snapshot reads. Both servers run the same app (same webhook path, same middleware), one
-uvicorn worker each, in a subprocess, against the real Redis, database 9. Clients are raw
+uvicorn worker each, in a subprocess, against the real Redis, database 13. Clients are raw
 asyncio protocols in this process.
 """
 
@@ -33,6 +33,7 @@ import orjson
 import redis
 
 from bench.common import (
+    REDIS_URL,
     TIMEZONE,
     TOKEN,
     WS,
@@ -48,7 +49,6 @@ from bench.common import (
     row,
 )
 
-REDIS_URL = "redis://127.0.0.1:6379/9"
 LOOP = "uvloop" if importlib.util.find_spec("uvloop") else "asyncio"
 # Every benchmark entry id (24 hex digits, as the webhook demands) starts with this, so clients
 # spot them cheaply.
@@ -539,7 +539,7 @@ def main() -> None:
         return
     started = time.perf_counter()
     run(quick=args.quick)
-    print(f"\n({time.perf_counter() - started:.0f} s, loop={LOOP}, Redis db 9)")
+    print(f"\n({time.perf_counter() - started:.0f} s, loop={LOOP}, Redis db 13)")
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
-/** Replace an element's children only when the rendered text or structure changed. */
+/** Replace an element's children (always: a page that re-renders often keys its nodes instead). */
 export function fill(el, ...children) {
   el.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
 }
@@ -56,6 +56,15 @@ export function fmtHM(seconds) {
   const hours = Math.floor(s / 3600);
   const minutes = Math.floor((s % 3600) / 60);
   return `${hours}:${String(minutes).padStart(2, "0")}`;
+}
+
+/**
+ * Seconds as "16 h 52 m" (minutes truncated and padded): a total that cannot be read as a time
+ * of day from across the room, as "16:52" beside a clock would be.
+ */
+export function fmtHoursMinutes(seconds) {
+  const s = Math.max(0, Math.floor(seconds || 0));
+  return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, "0")} m`;
 }
 
 /** Seconds as h:mm:ss for a ticking timer. */

@@ -1,5 +1,8 @@
-// The wall: a snapshot plus change events folded into day maps, re-rendered every second so
-// running timers (and every total that includes them) tick even while the stream reconnects.
+// The wall: a snapshot plus change events folded into day maps. A data change re-renders the
+// panels keyed by id (nodes are kept, text is written only where it differs) and measures their
+// pages once; the one-second tick rewrites only texts that changed, so an idle wall costs at most
+// one layout a second. From the address: ?distance=3 (metres to the screen, 5 by default)
+// scales every size, ?rotate=10 (seconds a page stays), ?hide=money (an office TV), ?kiosk=1.
 
 import {
   LiveStream,
@@ -8,47 +11,69 @@ import {
   amountMinor,
   applyChange,
   dayInZone,
-  dot,
-  fill,
-  fmtAgo,
-  fmtAmounts,
   fmtClock,
   fmtDay,
   fmtDuration,
-  fmtHM,
+  fmtHoursMinutes,
+  fmtMoney,
   h,
   idMap,
   kiosk,
   mergeNames,
   params,
+  safeColor,
   setupPage,
   streamIdTime,
   timeInZone,
 } from "./common.js";
 
-const FEED_SHOWN = 12;
+const FEED_KEPT = 30;
+const ALERTS_SHOWN = 2;
+const STALE_AFTER_MS = 60_000; // a stream down this long: the numbers shown are stale
 const $ = (id) => document.getElementById(id);
+
+function numberParam(name, min, max, fallback) {
+  const value = Number.parseFloat(params.get(name) || "");
+  return Number.isFinite(value) ? Math.min(max, Math.max(min, value)) : fallback;
+}
+const distanceM = numberParam("distance", 1, 20, 5);
+const rotateMs = numberParam("rotate", 3, 600, 10) * 1000;
+const hideMoney = (params.get("hide") || "").split(",").includes("money");
+const scrolling = matchMedia("(max-width: 760px)"); // a phone: every row shown, the page scrolls
 
 const state = {
   snapshot: null, // the last snapshot's context: range, timezone, weekStart, longTimerHours
+  streamId: null, // the newest change the wall holds ("0-0": the workspace never had one)
   days: idMap(),
   running: new Map(),
   names: adoptNames(null),
   feed: [],
+  lastChangeAt: null, // when the newest entry change was written (ms)
+  currencies: [], // every currency seen, in the order first shown: amounts never swap places
+  storeOk: true,
   lastToday: null,
   lastFreshAt: 0,
+  turn: null, // which rotation step the paged panels show
+  alertKeys: "",
+  announced: "",
+  order: { running: [], people: [], projects: [] }, // kept between data changes
+  pages: new Map(), // list element -> [[node, ...], ...]
 };
 
 const query = new URLSearchParams();
 if (params.get("workspace")) query.set("workspace", params.get("workspace"));
 const stream = new LiveStream(`/events${query.toString() ? `?${query}` : ""}`, {
-  onSnapshot(data) {
+  onSnapshot(data, id) {
     state.snapshot = data;
+    state.streamId = id;
     state.days = adoptDays(data.days);
     state.running = new Map((data.running || []).map((e) => [e.id, e]));
     state.names = adoptNames(data.names);
-    state.feed = (data.feed || []).slice(-FEED_SHOWN * 2);
-    render();
+    state.feed = (data.feed || []).slice(-FEED_KEPT);
+    const newest = state.feed.length ? streamIdTime(state.feed[state.feed.length - 1].id) : null;
+    state.lastChangeAt = newest ? newest.getTime() : null;
+    noteCurrencies(totals("A", weekDays(), Date.now()).get("")?.a);
+    scheduleRender();
   },
   onChange(data, id) {
     if (!state.snapshot) return;
@@ -58,25 +83,32 @@ const stream = new LiveStream(`/events${query.toString() ? `?${query}` : ""}`, {
       if (data.running) state.running.set(data.entry.id, data.entry);
       else state.running.delete(data.entry.id);
       state.feed.push({ id, ...data });
-      if (state.feed.length > FEED_SHOWN * 2) state.feed.splice(0, state.feed.length - FEED_SHOWN * 2);
+      if (state.feed.length > FEED_KEPT) state.feed.splice(0, state.feed.length - FEED_KEPT);
+      state.streamId = id;
+      state.lastChangeAt = streamIdTime(id)?.getTime() ?? Date.now();
     }
-    render();
+    scheduleRender();
   },
-  onStatus() {
-    renderConnection();
+  onStatus(data) {
+    const ok = (data.store || "ok") === "ok";
+    // The store is back, maybe empty (a Redis restarted without its data): resume from the last
+    // id, which the server answers with a fresh snapshot when that id is gone.
+    if (ok && !state.storeOk && state.snapshot) stream.restart();
+    state.storeOk = ok;
+    renderStatus(Date.now());
   },
   onState() {
-    renderConnection();
+    renderStatus(Date.now());
   },
 });
 
 // Derived numbers --------------------------------------------------------------------------------
 const tz = () => state.snapshot?.timezone || "UTC";
-const today = () => dayInZone(new Date(), tz());
 const elapsedOf = (entry, now) => Math.max(0, Math.floor((now - Date.parse(entry.start)) / 1000));
 const userName = (id) => state.names.user?.[id]?.name || "Someone";
 const project = (id) => (id ? state.names.project?.[id] : null);
 const clientName = (id) => (id ? state.names.client?.[id]?.name : null);
+const longTimerS = () => (state.snapshot?.longTimerHours || 8) * 3600;
 
 function emptyBucket() {
   return { s: 0, b: 0, a: idMap() };
@@ -104,15 +136,10 @@ function totals(dim, dayList, now) {
   for (const entry of state.running.values()) {
     if (!wanted.has(dayInZone(new Date(entry.start), tz()))) continue;
     const elapsed = elapsedOf(entry, now);
-    const ids = {
-      A: [""],
-      P: [entry.projectId || "-"],
-      U: [entry.userId],
-      C: [entry.clientId || "-"],
-    }[dim];
+    const id = { A: "", P: entry.projectId || "-", U: entry.userId, C: entry.clientId || "-" }[dim];
     const running = { s: elapsed, b: entry.billable ? elapsed : 0, a: idMap() };
     if (entry.billable && entry.rate && entry.currency) running.a[entry.currency] = amountMinor(elapsed, entry.rate);
-    for (const id of ids) addBucket(bucketOf(id), running);
+    addBucket(bucketOf(id), running);
   }
   return out;
 }
@@ -121,47 +148,267 @@ function weekDays() {
   return Object.keys(state.days).sort();
 }
 
-// Rendering ----------------------------------------------------------------------------------------
-function render() {
-  const now = Date.now();
-  checkDate(now);
-  renderConnection(now);
-  $("clock").textContent = timeInZone(new Date(now), tz());
-  if (!state.snapshot) return;
-  const today = dayInZone(new Date(now), tz());
-  renderRunning(now, today);
-  renderAlerts(now, today);
-  renderStat($("today"), "Today", totals("A", [today], now).get("") || emptyBucket());
-  const week = weekDays();
-  const range = state.snapshot.range;
-  renderStat($("week"), "This week", totals("A", week, now).get("") || emptyBucket(), range);
-  renderProjects(totals("P", week, now));
-  renderPeople(totals("U", [today], now), totals("U", week, now));
-  renderFeed(now);
+/** New currencies join the order once, largest first; the workspace's own always leads. */
+function noteCurrencies(amounts) {
+  const fresh = Object.entries(amounts || {})
+    .filter(([c, v]) => v && !state.currencies.includes(c))
+    .sort((a, b) => b[1] - a[1] || a[0].localeCompare(b[0]));
+  for (const [currency] of fresh) state.currencies.push(currency);
 }
 
-function renderConnection(now = Date.now()) {
-  stream.tick();
-  const { cls, text } = stream.describe(now);
-  const conn = $("conn");
-  conn.className = `conn ${cls}`;
-  $("conn-text").textContent = text;
-  const problem = $("problem");
-  if (stream.failed) {
-    problem.hidden = false;
-    $("problem-text").textContent = stream.problem
-      ? `clockwall refused the live stream: ${stream.problem}. Retrying by itself…`
-      : state.snapshot
-        ? "The connection to clockwall is lost. Showing the last known numbers; retrying by itself…"
-        : "Can't reach clockwall. Retrying by itself…";
-  } else if (stream.storeDown(now)) {
-    problem.hidden = false;
-    $("problem-text").textContent =
-      "The store (Redis) is unreachable: numbers may be stale until it is back.";
-  } else {
-    problem.hidden = true;
+function currencyOrder() {
+  const home = stream.status?.currencies?.[state.snapshot?.workspace];
+  return home ? [home, ...state.currencies.filter((c) => c !== home)] : state.currencies;
+}
+
+/** The workspace has never had a change, a poll or a total: nothing has reached clockwall. */
+function freshInstall() {
+  if (!state.snapshot || state.lastChangeAt || state.running.size || stream.status?.poll) return false;
+  if (state.streamId && state.streamId !== "0-0") return false;
+  return !Object.values(state.days).some((dims) => Object.keys(dims).length);
+}
+
+// DOM writes that do nothing when nothing changed ------------------------------------------------
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
+
+function setHidden(el, hidden) {
+  if (el.hidden !== hidden) el.hidden = hidden;
+}
+
+function setStyle(el, property, value) {
+  if (el.style.getPropertyValue(property) !== value) el.style.setProperty(property, value);
+}
+
+/**
+ * Make `list`'s children the nodes of `items`, in order: a node is found by its key (data-key),
+ * made by `create` when missing, and given its item by `update`. Unchanged items move nothing.
+ */
+function syncList(list, items, key, create, update) {
+  const old = new Map();
+  for (const node of list.children) old.set(node.dataset.key, node);
+  let cursor = list.firstElementChild;
+  for (const item of items) {
+    const k = key(item);
+    let node = old.get(k);
+    if (node) old.delete(k);
+    else {
+      node = create(item);
+      node.dataset.key = k;
+    }
+    update(node, item);
+    if (node === cursor) cursor = cursor.nextElementSibling;
+    else list.insertBefore(node, cursor);
   }
+  for (const node of old.values()) node.remove();
+}
+
+/** Update existing nodes only (a tick): no node is added, removed or moved. */
+function updateList(list, items, key, update) {
+  const nodes = new Map();
+  for (const node of list.children) nodes.set(node.dataset.key, node);
+  for (const item of items) {
+    const node = nodes.get(key(item));
+    if (node) update(node, item);
+  }
+}
+
+function dotNode(color) {
+  const el = h("span", { class: "dot" });
+  el.style.setProperty("--dot", safeColor(color));
+  return el;
+}
+
+// Pages -------------------------------------------------------------------------------------------
+/**
+ * Split a list's items into pages that fit its box: measured once per data change (one layout
+ * with every item shown); the tick then only shows one page or another.
+ */
+function measurePages(list) {
+  const items = [...list.children];
+  for (const item of items) setHidden(item, false);
+  if (scrolling.matches || items.length < 2) return [items];
+  const room = list.clientHeight;
+  const pages = [];
+  let page = [];
+  let top = 0;
+  for (const item of items) {
+    const bottom = item.offsetTop + item.offsetHeight;
+    if (page.length && bottom - top > room + 1) {
+      pages.push(page);
+      page = [];
+    }
+    if (!page.length) top = item.offsetTop;
+    page.push(item);
+  }
+  pages.push(page);
+  return pages;
+}
+
+function showPage(list, pager) {
+  const pages = state.pages.get(list) || [[]];
+  const index = pager ? (state.turn ?? 0) % pages.length : 0;
+  pages.forEach((page, i) => page.forEach((item) => setHidden(item, i !== index)));
+  if (pager) setText(pager, pages.length > 1 ? `${index + 1} / ${pages.length}` : "");
+}
+
+const PAGED = [
+  ["running", "now-pager"],
+  ["people", "people-pager"],
+  ["projects", "projects-pager"],
+  ["feed", null], // the newest changes that fit; older ones are just older
+];
+
+function paginate() {
+  for (const [listId, pagerId] of PAGED) {
+    const list = $(listId);
+    if (listId === "running") fitRunning(list);
+    else state.pages.set(list, measurePages(list));
+    showPage(list, pagerId && $(pagerId));
+  }
+}
+
+/** The roomiest card style in which every timer fits one page; the densest when none does. */
+function fitRunning(list) {
+  const modes = [[], ["compact"], ["compact", "dense"]];
+  let pages = null;
+  for (const mode of modes) {
+    list.classList.toggle("compact", mode.includes("compact"));
+    list.classList.toggle("dense", mode.includes("dense"));
+    pages = measurePages(list);
+    if (pages.length === 1) break;
+  }
+  state.pages.set(list, pages);
+}
+
+// Rendering ----------------------------------------------------------------------------------------
+let renderQueued = false;
+/** Data changed: render once after the events that arrived together. */
+function scheduleRender() {
+  if (renderQueued) return;
+  renderQueued = true;
+  queueMicrotask(() => {
+    renderQueued = false;
+    render(Date.now(), true);
+  });
+}
+
+/** `structure`: data changed, so order rows, add and remove nodes and measure pages again. */
+function render(now, structure) {
+  stream.tick();
+  checkDate(now);
+  setText($("clock"), timeInZone(new Date(now), tz()));
+  renderStatus(now);
+  if (!state.snapshot) return;
+  const today = dayInZone(new Date(now), tz());
+  const week = weekDays();
+  if (renderAlerts(now, today)) structure = true; // the alert line appeared or changed
+  renderRunning(now, structure);
+  renderIdle(now, today, week);
+  renderStat($("today"), totals("A", [today], now).get("") || emptyBucket(), fmtDay(today, { weekday: "long", month: "short", day: "numeric" }));
+  const range = state.snapshot.range;
+  const span = `${fmtDay(range.start, { month: "short", day: "numeric" })} – ${fmtDay(range.end, { month: "short", day: "numeric" })}`;
+  renderStat($("week"), totals("A", week, now).get("") || emptyBucket(), span);
+  renderProjects(totals("P", week, now), structure);
+  renderPeople(totals("U", [today], now), totals("U", week, now), structure);
+  renderFeed(now, structure);
+  const turn = Math.floor(now / rotateMs);
+  if (structure) {
+    state.turn = turn;
+    paginate();
+  } else if (turn !== state.turn) {
+    state.turn = turn;
+    for (const [listId, pagerId] of PAGED) showPage($(listId), pagerId && $(pagerId));
+  }
+}
+
+function tick() {
+  render(Date.now(), false);
+}
+
+function renderStatus(now) {
+  const live = stream.state === "live";
+  const storeDown = stream.storeDown(now);
+  const fresh = freshInstall();
+  const poll = stream.status?.poll;
+  const troubleMs = stream.troubleSince === null ? 0 : now - stream.troubleSince;
+  const lost = !live && troubleMs > STALE_AFTER_MS;
+  const stale = Boolean(state.snapshot) && (storeDown || lost);
+
+  // The connection, apart from how old the data is.
+  let cls;
+  let text;
+  if (storeDown) [cls, text] = ["bad", "Store unreachable"];
+  else if (live) [cls, text] = [fresh || poll?.last_error ? "wait" : "ok", "Live"];
+  else if (stream.state === "connecting" && stream.lastEventAt === null) [cls, text] = ["wait", "Connecting…"];
+  else [cls, text] = [stream.failed ? "bad" : "wait", "Reconnecting…"];
+  const conn = $("conn");
+  for (const name of ["ok", "wait", "bad"]) conn.classList.toggle(name, name === cls);
+  setText($("conn-text"), text);
+
+  const age = $("data-age");
+  age.classList.toggle("none", fresh);
+  let ageText = "";
+  if (fresh) ageText = "no webhook received yet";
+  else if (state.lastChangeAt) ageText = `last change ${agoText(now - state.lastChangeAt)}`;
+  else if (state.snapshot) ageText = "no change this week";
+  if (poll?.last_error) ageText += ` · polling: ${poll.last_error}`;
+  else if (poll?.last_success_at) ageText += ` · polled ${agoText(now - Date.parse(poll.last_success_at))}`;
+  setText(age, ageText.replace(/^ · /, ""));
+
+  const problem = $("problem");
+  let problemText = null;
+  if (stream.failed) {
+    problemText = stream.problem
+      ? `clockwall refused the live stream: ${stream.problem}. Retrying by itself…`
+      : !state.snapshot
+        ? "Can't reach clockwall. Retrying by itself…"
+        : lost
+          ? `The connection to clockwall was lost at ${timeInZone(new Date(stream.troubleSince), tz())}: these numbers are stale. Retrying by itself…`
+          : "The connection to clockwall is lost. Showing the last known numbers; retrying by itself…";
+  } else if (storeDown) {
+    problemText = "The store (Redis) is unreachable: numbers may be stale until it is back.";
+  } else if (webhookProblems().length) {
+    problemText =
+      `Clockify webhooks need attention (${webhookProblems().join("; ")}): the wall may miss ` +
+      "changes. Run clockwall check for what to do.";
+  }
+  if (problem.hidden !== (problemText === null)) {
+    problem.hidden = problemText === null;
+    scheduleRender(); // the panels lost or gained room: measure their pages again
+  }
+  if (problemText !== null) setText($("problem-text"), problemText);
   document.body.classList.toggle("no-data", !state.snapshot);
+  document.body.classList.toggle("stale", stale);
+
+  // Screen readers hear a state change once, never the ticking texts.
+  const phrase = [
+    storeDown ? "The store is unreachable" : text.replace("…", ""),
+    stale ? "the numbers shown are stale" : "",
+    fresh ? "no webhook received yet" : "",
+  ]
+    .filter(Boolean)
+    .join(": ");
+  if (phrase !== state.announced) {
+    state.announced = phrase;
+    $("announce").textContent = phrase;
+  }
+}
+
+/** The webhooks' problems in short: from this process's poller, else from the polling one's. */
+function webhookProblems() {
+  const status = stream.status;
+  return status?.webhooks ?? status?.poll?.webhooks ?? [];
+}
+
+/** "just now", "3 min ago", "2 h ago": data age changes once a minute, not every second. */
+function agoText(ms) {
+  const minutes = Math.floor(Math.max(0, ms) / 60000);
+  if (minutes < 1) return "just now";
+  if (minutes < 60) return `${minutes} min ago`;
+  if (minutes < 48 * 60) return `${Math.floor(minutes / 60)} h ago`;
+  return `${Math.floor(minutes / 1440)} days ago`;
 }
 
 /** A new local day (midnight) or a week past the snapshot's range: reconnect for a fresh one. */
@@ -177,126 +424,252 @@ function checkDate(now) {
   }
 }
 
-function renderRunning(now, today) {
-  const entries = [...state.running.values()].sort(
-    (a, b) => Date.parse(a.start) - Date.parse(b.start) || a.id.localeCompare(b.id),
-  );
-  $("empty").hidden = entries.length > 0;
-  $("now-count").textContent = entries.length ? String(entries.length) : "";
-  const longS = (state.snapshot.longTimerHours || 8) * 3600;
-  $("running").classList.toggle("compact", entries.length > 5);
-  fill(
-    $("running"),
-    entries.map((entry) => {
-      const p = project(entry.projectId);
-      const client = clientName(entry.clientId || p?.clientId);
-      const elapsed = elapsedOf(entry, now);
-      const startDay = dayInZone(new Date(entry.start), tz());
-      const warn = elapsed > longS || startDay < today;
-      return h(
-        "li",
-        { class: `timer${warn ? " warn" : ""}`, "data-entry": entry.id },
-        h("div", { class: "who", text: userName(entry.userId) }),
-        h(
-          "div",
-          { class: "what" },
-          dot(p?.color),
-          h("span", { class: "project", text: p?.name || "No project" }),
-          client ? h("span", { class: "client", text: client }) : null,
-        ),
-        entry.description ? h("div", { class: "desc", text: entry.description }) : null,
-        h("div", { class: "elapsed", text: fmtClock(elapsed) }),
-      );
-    }),
-  );
-  fitPanel($("running"), "running");
+function createTimer(entry) {
+  const li = h("li", { class: "timer", "data-entry": entry.id });
+  li.parts = {
+    who: h("div", { class: "who" }),
+    dot: dotNode(null),
+    project: h("span", { class: "project" }),
+    client: h("span", { class: "client" }),
+    desc: h("div", { class: "desc" }),
+    elapsed: h("div", { class: "elapsed" }),
+  };
+  const p = li.parts;
+  li.append(p.who, h("div", { class: "what" }, p.dot, p.project, p.client), p.desc, p.elapsed);
+  return li;
 }
 
-function renderAlerts(now, today) {
-  const longS = (state.snapshot.longTimerHours || 8) * 3600;
-  const alerts = [];
-  for (const entry of state.running.values()) {
-    const who = userName(entry.userId);
-    const elapsed = elapsedOf(entry, now);
-    const startDay = dayInZone(new Date(entry.start), tz());
-    if (startDay < today) {
-      alerts.push(`${who}'s timer is still running since ${fmtDay(startDay, { weekday: "long", month: "short", day: "numeric" })}`);
-    } else if (elapsed > longS) {
-      alerts.push(`${who}'s timer has been running for ${fmtDuration(elapsed)}`);
-    }
+function updateTimer(li, { entry, now }) {
+  const p = li.parts;
+  const proj = project(entry.projectId);
+  const client = clientName(entry.clientId || proj?.clientId);
+  setText(p.who, userName(entry.userId));
+  setStyle(p.dot, "--dot", safeColor(proj?.color));
+  setStyle(li, "--project", safeColor(proj?.color));
+  setText(p.project, proj?.name || "No project");
+  setText(p.client, client || "");
+  setHidden(p.client, !client);
+  setText(p.desc, entry.description || "");
+  setHidden(p.desc, !entry.description);
+  const elapsed = elapsedOf(entry, now);
+  setText(p.elapsed, fmtClock(elapsed));
+  // Forgotten only past the long-timer threshold: crossing midnight alone is normal work.
+  li.classList.toggle("warn", elapsed > longTimerS());
+}
+
+function renderRunning(now, structure) {
+  const list = $("running");
+  if (structure) {
+    state.order.running = [...state.running.values()]
+      .sort((a, b) => Date.parse(a.start) - Date.parse(b.start) || a.id.localeCompare(b.id))
+      .map((e) => e.id);
   }
-  fill($("alerts"), alerts.map((text) => h("li", { class: "alert", text })));
+  const items = state.order.running
+    .map((id) => state.running.get(id))
+    .filter(Boolean)
+    .map((entry) => ({ entry, now }));
+  const key = (item) => item.entry.id;
+  if (structure) syncList(list, items, key, (item) => createTimer(item.entry), updateTimer);
+  else updateList(list, items, key, updateTimer);
+  setText($("now-count"), state.running.size ? String(state.running.size) : "");
+  setHidden(list, state.running.size === 0);
+  setHidden($("idle"), state.running.size > 0);
 }
 
-function renderStat(el, label, bucket, range) {
-  const share = bucket.s ? Math.round((bucket.b / bucket.s) * 100) : 0;
-  const money = fmtAmounts(bucket.a);
-  fill(
-    el,
-    h("div", { class: "stat-label", text: label }),
-    h("div", { class: "stat-range", text: range ? `${fmtDay(range.start, { month: "short", day: "numeric" })} – ${fmtDay(range.end, { month: "short", day: "numeric" })}` : fmtDay(today(), { weekday: "long", month: "short", day: "numeric" }) }),
-    h("div", { class: "stat-hours" }, h("span", { class: "big", text: fmtHM(bucket.s) }), h("span", { class: "unit", text: " h" })),
-    h(
-      "div",
-      { class: "stat-line" },
-      h("span", { class: "share", text: `${share}% billable` }),
-    ),
-    money ? h("div", { class: "money" }, money.split(" + ").map((m) => h("span", { text: m }))) : null,
+/** Returns whether the set of alerts changed (the alert line may have appeared or gone). */
+function renderAlerts(now, today) {
+  const longS = longTimerS();
+  const alerts = [];
+  const entries = [...state.running.values()].sort((a, b) => Date.parse(a.start) - Date.parse(b.start));
+  for (const entry of entries) {
+    const elapsed = elapsedOf(entry, now);
+    if (elapsed <= longS) continue;
+    const who = userName(entry.userId);
+    const startDay = dayInZone(new Date(entry.start), tz());
+    const text =
+      startDay < today
+        ? `${who}'s timer is still running since ${fmtDay(startDay, { weekday: "long", month: "short", day: "numeric" })}`
+        : `${who}'s timer has been running for ${fmtDuration(elapsed)}`;
+    alerts.push({ key: entry.id, text, cls: "alert" });
+  }
+  const shown = alerts.slice(0, ALERTS_SHOWN);
+  if (alerts.length > shown.length) {
+    const more = alerts.length - shown.length;
+    shown.push({ key: "more", text: `+ ${more} more long timer${more > 1 ? "s" : ""}`, cls: "alert more-alerts" });
+  }
+  const keys = shown.map((a) => a.key).join();
+  const changed = keys !== state.alertKeys;
+  state.alertKeys = keys;
+  const list = $("alerts");
+  const update = (li, a) => {
+    if (li.className !== a.cls) li.className = a.cls;
+    setText(li, a.text);
+  };
+  if (changed) syncList(list, shown, (a) => a.key, () => h("li"), update);
+  else updateList(list, shown, (a) => a.key, update);
+  return changed;
+}
+
+/** Nobody is tracking: what happened yesterday and this week instead of an empty panel. */
+function renderIdle(now, today, week) {
+  const idle = state.running.size === 0;
+  const fresh = freshInstall();
+  setHidden($("onboarding"), !fresh);
+  setText($("webhook-url"), `${location.origin}/webhooks/clockify`);
+  if (!idle) return;
+  const items = [];
+  const best = (byId, nameOf) => {
+    let top = null;
+    for (const [id, bucket] of byId) if (bucket.s > 0 && (!top || bucket.s > top[1].s)) top = [id, bucket];
+    return top ? `${nameOf(top[0])} · ${fmtHoursMinutes(top[1].s)}` : null;
+  };
+  const yesterday = week.filter((d) => d < today).pop();
+  if (yesterday) {
+    const total = totals("A", [yesterday], now).get("")?.s || 0;
+    const people = [...totals("U", [yesterday], now).values()].filter((b) => b.s > 0).length;
+    const label = fmtDay(yesterday, { weekday: "long" });
+    if (total) items.push({ label, value: `${fmtHoursMinutes(total)} by ${people} ${people === 1 ? "person" : "people"}` });
+  }
+  const projectName = (id) => (id === "-" ? "No project" : project(id)?.name || "A project");
+  const topProject = best(totals("P", week, now), projectName);
+  if (topProject) items.push({ label: "Top project this week", value: topProject });
+  const topPerson = best(totals("U", week, now), userName);
+  if (topPerson) items.push({ label: "Most hours this week", value: topPerson });
+  syncList(
+    $("highlights"),
+    items,
+    (item) => item.label,
+    () => {
+      const li = h("li", { class: "highlight" });
+      li.parts = { label: h("span", { class: "label" }), value: h("span", { class: "value" }) };
+      li.append(li.parts.label, li.parts.value);
+      return li;
+    },
+    (li, item) => {
+      setText(li.parts.label, item.label);
+      setText(li.parts.value, item.value);
+    },
   );
 }
 
-function renderProjects(byProject) {
-  const rows = [...byProject.entries()].filter(([, b]) => b.s > 0).sort((a, b) => b[1].s - a[1].s);
-  const max = rows.length ? rows[0][1].s : 1;
-  const shown = rows.slice(0, 8);
-  fill(
-    $("projects"),
-    shown.length ? null : h("li", { class: "empty small", text: "Nothing tracked this week yet." }),
-    shown.map(([id, bucket]) => {
-      const p = project(id === "-" ? null : id);
-      const color = p?.color || "#8a94a6";
-      const estimate = p?.estimateSeconds;
-      let budget = null;
-      if (estimate) {
-        const ratio = bucket.s / estimate;
-        budget = h(
-          "div",
-          { class: `budget${ratio > 1 ? " over" : ratio > 0.8 ? " near" : ""}` },
-          h("div", { class: "track" }, h("div", { class: "fill", style: { width: `${Math.min(100, ratio * 100).toFixed(1)}%` } })),
-          h("span", { class: "budget-text", text: `${Math.round(ratio * 100)}% of ${fmtDuration(estimate)} estimate` }),
-        );
-      }
-      return h(
-        "li",
-        { class: "bar-row" },
-        h("div", { class: "bar-head" }, dot(color), h("span", { class: "name", text: p?.name || "No project" }), h("span", { class: "hours", text: fmtHM(bucket.s) })),
-        h("div", { class: "track" }, h("div", { class: "fill", style: { width: `${Math.max(1, (bucket.s / max) * 100).toFixed(1)}%`, "--bar": color } })),
-        budget,
-      );
-    }),
-    rows.length > shown.length ? h("li", { class: "more", text: `+ ${rows.length - shown.length} more` }) : null,
+function renderStat(el, bucket, rangeText) {
+  if (!el.parts) {
+    const span = (cls, text = "") => h("span", { class: cls, text });
+    el.parts = {
+      range: span("stat-range"),
+      hours: span("n"),
+      minutes: span("n"),
+      share: span("share"),
+      money: hideMoney ? null : h("div", { class: "money" }),
+    };
+    const p = el.parts;
+    el.replaceChildren(
+      h("div", { class: "stat-head" }, span("stat-label", el.dataset.label), p.range),
+      h("div", { class: "stat-hours" }, h("span", { class: "big" }, p.hours, span("u", " h "), p.minutes, span("u", " m"))),
+      h("div", { class: "stat-line" }, p.share),
+      p.money,
+    );
+  }
+  const p = el.parts;
+  setText(p.range, rangeText);
+  const [hours, minutes] = fmtHoursMinutes(bucket.s).split(" h ");
+  setText(p.hours, hours);
+  setText(p.minutes, minutes.replace(" m", ""));
+  setText(p.share, `${bucket.s ? Math.round((bucket.b / bucket.s) * 100) : 0}% billable`);
+  if (!p.money) return;
+  noteCurrencies(bucket.a);
+  const amounts = currencyOrder().filter((c) => bucket.a[c]);
+  syncList(
+    p.money,
+    amounts,
+    (c) => c,
+    () => h("span"),
+    (span, c) => setText(span, fmtMoney(bucket.a[c] / 100, c)),
   );
-  fitPanel($("projects"), "projects");
 }
 
-function renderPeople(todayByUser, weekByUser) {
+function createProject() {
+  const li = h("li", { class: "bar-row" });
+  li.parts = {
+    dot: dotNode(null),
+    name: h("span", { class: "name" }),
+    hours: h("span", { class: "hours" }),
+    fill: h("div", { class: "fill" }),
+    budget: h("div", { class: "budget" }),
+    budgetFill: h("div", { class: "fill" }),
+    budgetText: h("span", { class: "budget-text" }),
+  };
+  const p = li.parts;
+  p.budget.append(h("div", { class: "track" }, p.budgetFill), p.budgetText);
+  li.append(h("div", { class: "bar-head" }, p.dot, p.name, p.hours), h("div", { class: "track" }, p.fill), p.budget);
+  return li;
+}
+
+function updateProject(li, { id, bucket, max }) {
+  const p = li.parts;
+  const proj = project(id === "-" ? null : id);
+  const color = safeColor(proj?.color);
+  setStyle(p.dot, "--dot", color);
+  setText(p.name, proj?.name || "No project");
+  setText(p.hours, fmtHoursMinutes(bucket.s));
+  setStyle(p.fill, "width", `${Math.max(1, (bucket.s / max) * 100).toFixed(1)}%`);
+  setStyle(p.fill, "--bar", color);
+  const estimate = proj?.estimateSeconds;
+  setHidden(p.budget, !estimate);
+  if (!estimate) return;
+  const ratio = bucket.s / estimate;
+  p.budget.classList.toggle("over", ratio > 1);
+  p.budget.classList.toggle("near", ratio <= 1 && ratio > 0.8);
+  setStyle(p.budgetFill, "width", `${Math.min(100, ratio * 100).toFixed(1)}%`);
+  setText(p.budgetText, `${Math.round(ratio * 100)}% of ${fmtDuration(estimate)} estimate`);
+}
+
+function renderProjects(byProject, structure) {
+  const list = $("projects");
+  if (structure) {
+    state.order.projects = [...byProject.entries()]
+      .filter(([, b]) => b.s > 0)
+      .sort((a, b) => b[1].s - a[1].s || a[0].localeCompare(b[0]))
+      .map(([id]) => id);
+  }
+  const rows = state.order.projects.map((id) => ({ id, bucket: byProject.get(id) || emptyBucket() }));
+  const max = Math.max(1, ...rows.map((r) => r.bucket.s));
+  const items = rows.map((r) => ({ ...r, max }));
+  if (!structure) return updateList(list, items, (r) => r.id, updateProject);
+  if (items.length) syncList(list, items, (r) => r.id, createProject, updateProject);
+  else syncList(list, [null], () => "-empty", () => h("li", { class: "empty small", text: "Nothing tracked this week yet." }), () => {});
+}
+
+function createPerson() {
+  const li = h("li", { class: "person" });
+  li.parts = { name: h("span", { class: "name" }), today: h("span", { class: "today" }), week: h("span", { class: "week" }) };
+  li.append(li.parts.name, li.parts.today, li.parts.week);
+  return li;
+}
+
+function updatePerson(li, { id, today, week, busy }) {
+  setText(li.parts.name, userName(id));
+  setText(li.parts.today, fmtHoursMinutes(today));
+  setText(li.parts.week, fmtHoursMinutes(week));
+  li.classList.toggle("busy", busy);
+}
+
+function renderPeople(todayByUser, weekByUser, structure) {
   const busy = new Set([...state.running.values()].map((e) => e.userId));
-  const rows = [...weekByUser.entries()].filter(([, b]) => b.s > 0);
-  for (const id of busy) if (!weekByUser.has(id)) rows.push([id, emptyBucket()]);
-  rows.sort((a, b) => b[1].s - a[1].s || userName(a[0]).localeCompare(userName(b[0])));
-  fill(
-    $("people"),
-    rows.map(([id, week]) =>
-      h(
-        "li",
-        { class: `person${busy.has(id) ? " busy" : ""}` },
-        h("span", { class: "name", text: userName(id) }),
-        h("span", { class: "today", text: fmtHM(todayByUser.get(id)?.s || 0) }),
-        h("span", { class: "week", text: fmtHM(week.s) }),
-      ),
-    ),
-  );
-  fitPanel($("people"), "people");
+  if (structure) {
+    const ids = [...weekByUser.entries()].filter(([, b]) => b.s > 0).map(([id]) => id);
+    for (const id of busy) if (!weekByUser.has(id)) ids.push(id);
+    const weekOf = (id) => weekByUser.get(id)?.s || 0;
+    state.order.people = ids.sort((a, b) => weekOf(b) - weekOf(a) || userName(a).localeCompare(userName(b)));
+  }
+  const items = state.order.people.map((id) => ({
+    id,
+    today: todayByUser.get(id)?.s || 0,
+    week: weekByUser.get(id)?.s || 0,
+    busy: busy.has(id),
+  }));
+  if (structure) syncList($("people"), items, (r) => r.id, createPerson, updatePerson);
+  else updateList($("people"), items, (r) => r.id, updatePerson);
 }
 
 function sentence(change) {
@@ -322,50 +695,42 @@ function sentence(change) {
   }
 }
 
-/**
- * Drop trailing items of `list` until its panel shows everything without scrolling, and say
- * how many did not fit (a TV cannot scroll).
- */
-function fitPanel(list, noun) {
-  const panel = list.closest(".panel");
-  const items = [...list.children];
-  let hidden = 0;
-  while (panel.scrollHeight > panel.clientHeight + 1 && items.length > 1) {
-    items.pop().remove();
-    hidden += 1;
-  }
-  if (hidden) {
-    if (items.length > 1) {
-      items.pop().remove();
-      hidden += 1;
-    }
-    list.append(h("li", { class: "more", text: `+ ${hidden} more ${noun}` }));
-  }
+function createFeedItem(change) {
+  const li = h("li", { class: `feed-item ${change.action}` });
+  li.parts = { text: h("span", { class: "text", text: sentence(change) }), time: h("time") };
+  li.append(dotNode(change.names?.color || project(change.entry?.projectId)?.color), li.parts.text, li.parts.time);
+  return li;
 }
 
-function renderFeed(now) {
-  const items = state.feed.slice(-FEED_SHOWN).reverse();
-  fill(
-    $("feed"),
-    items.length ? null : h("li", { class: "empty small", text: "Changes appear here as they happen." }),
-    items.map((change) => {
-      const at = streamIdTime(change.id);
-      return h(
-        "li",
-        { class: `feed-item ${change.action}` },
-        dot(change.names?.color || project(change.entry?.projectId)?.color),
-        h("span", { class: "text", text: sentence(change) }),
-        at ? h("time", { datetime: at.toISOString(), text: (now - at) < 3600_000 ? fmtAgo((now - at) / 1000) : timeInZone(at, tz()) }) : null,
-      );
-    }),
-  );
-  fitPanel($("feed"), "changes");
+function updateFeedItem(li, { change, now }) {
+  const at = streamIdTime(change.id);
+  if (!at) return;
+  if (!li.parts.time.dateTime) li.parts.time.dateTime = at.toISOString();
+  setText(li.parts.time, now - at < 3600_000 ? agoText(now - at) : timeInZone(at, tz()));
+}
+
+function renderFeed(now, structure) {
+  const list = $("feed");
+  const items = state.feed
+    .slice()
+    .reverse()
+    .map((change) => ({ change, now }));
+  const key = (item) => item.change.id;
+  if (!structure) return updateList(list, items, key, updateFeedItem);
+  if (items.length) syncList(list, items, key, (item) => createFeedItem(item.change), updateFeedItem);
+  else syncList(list, [null], () => "-empty", () => h("li", { class: "empty small", text: "Changes appear here as they happen." }), () => {});
 }
 
 // Start ------------------------------------------------------------------------------------------------
 setupPage();
+document.documentElement.style.setProperty("--distance", String(distanceM));
+// The shared header's connection line changes often; the wall announces through #announce.
+$("conn").removeAttribute("aria-live");
+$("conn").removeAttribute("role");
 $("retry").addEventListener("click", () => stream.restart());
 if (kiosk) $("retry").hidden = true;
+addEventListener("resize", scheduleRender);
+scrolling.addEventListener("change", scheduleRender);
 stream.start();
-render();
-setInterval(render, 1000);
+render(Date.now(), true);
+setInterval(tick, 1000);

@@ -8,7 +8,6 @@ inline script or inline style attributes fails its test.
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from starlette.applications import Starlette
 from starlette.responses import FileResponse
 from starlette.routing import Route
 
+from app.child_server import free_port
 from tests.conftest import TOKEN, WS
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -84,13 +84,6 @@ class StrictCsp:
             await send(message)
 
         await self.app(scope, receive, send_with_csp)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class LiveServer:

@@ -1,14 +1,17 @@
-"""Shared fixtures: a real Redis (a dedicated database, flushed per test), settings, apps.
+"""Shared fixtures: a real Redis (a dedicated database, flushed per test), settings, apps, and
+the bounded wait every test polls with.
 
-The Redis server is CLOCKWALL_TEST_REDIS (default redis://127.0.0.1:6379); tests use database
-14 (core) and 15 (Clockify client and simulator) so they never touch database 0.
+The Redis server is CLOCKWALL_TEST_REDIS (default redis://127.0.0.1:6379); each suite takes its
+database number from tests/dbs.py, so none touches database 0 and no two share one by chance.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime
 
 import pytest
@@ -16,6 +19,7 @@ from hypothesis import HealthCheck, settings
 from redis.asyncio import Redis
 
 from app.config import Secret, Settings, WebhookToken
+from tests import dbs
 
 REDIS_BASE = os.environ.get("CLOCKWALL_TEST_REDIS", "redis://127.0.0.1:6379").rstrip("/")
 WS = "5f0e1a2b3c4d5e6f7a8b9c0d"
@@ -42,6 +46,19 @@ settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 def redis_url(db: int) -> str:
     return f"{REDIS_BASE}/{db}"
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[bool]], timeout_s: float, what: str, interval_s: float = 0.05
+) -> None:
+    """Poll `check` until it is true; AssertionError naming `what` after `timeout_s`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if await check():
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+        await asyncio.sleep(interval_s)
 
 
 class FixedClock:
@@ -73,13 +90,13 @@ async def redis_db(url: str) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 async def redis() -> AsyncIterator[Redis]:
-    async with redis_db(redis_url(14)) as client:
+    async with redis_db(redis_url(dbs.CORE)) as client:
         yield client
 
 
 def make_settings(**overrides: object) -> Settings:
     values: dict[str, object] = {
-        "redis_url": redis_url(14),
+        "redis_url": redis_url(dbs.CORE),
         "workspace_ids": (WS, OTHER_WS),
         "webhook_tokens": (
             WebhookToken(Secret(TOKEN)),

@@ -18,11 +18,12 @@ import pytest
 from redis.asyncio import Redis
 
 from app import keys
+from app.child_server import free_port
 from app.cli import main
 from app.config import ConfigError, Secret, Settings
 from app.main import create_app
 from app.share import ShareScope, sign_scope, verify_token
-from tests.browser import free_port
+from tests import dbs
 from tests.conftest import TOKEN, WS, FixedClock, make_settings, redis_url
 from tests.payloads import client_for, entry_2024, post_webhook
 
@@ -223,7 +224,7 @@ def cli_env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
             monkeypatch.delenv(name)
     monkeypatch.setenv("CLOCKIFY_WORKSPACE_ID", WS)
     monkeypatch.setenv("CLOCKWALL_SECRET_KEY", SECRET)
-    monkeypatch.setenv("REDIS_URL", redis_url(14))
+    monkeypatch.setenv("REDIS_URL", redis_url(dbs.CORE))
     return monkeypatch
 
 

@@ -1,5 +1,5 @@
 """`clockwall setup` and `clockwall check` against the fake Clockify on a loopback port and a
-real Redis (database 8): the webhooks each plan gets, idempotent reruns, the Free limit, every
+real Redis (dbs.ADMIN): the webhooks each plan gets, idempotent reruns, the Free limit, every
 check line, and the CLI's exit codes and output (never the API key)."""
 
 from __future__ import annotations
@@ -23,9 +23,10 @@ from app.cli import main
 from app.config import Secret, Settings, WebhookToken
 from app.simulator import SimulatedWorkspace
 from app.simulator_server import run_simulator, run_simulator_in_thread
+from tests import dbs
 from tests.conftest import redis_db, redis_url
 
-DB = 8
+DB = dbs.ADMIN
 PUBLIC_URL = "https://wall.example.com"
 HOOK_URL = f"{PUBLIC_URL}/webhooks/clockify"
 
@@ -136,6 +137,9 @@ async def test_check_all_ok_after_setup(redis8: Redis) -> None:
         f"workspace {sim.id}",
         "api budget",
         "webhooks",
+        "webhook NEW_TIMER_STARTED",
+        "webhook TIMER_STOPPED",
+        "webhook TIME_ENTRY_UPDATED",
     ]
     assert all(line.ok for line in lines), lines
     by_what = {line.what: line.detail for line in lines}

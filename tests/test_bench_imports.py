@@ -6,7 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from tests.fault_helpers import ROOT
+from app.child_server import ROOT
 
 TEST_TOOLS = ("pytest", "_pytest", "pytest_asyncio", "hypothesis", "playwright", "yaml")
 BENCHMARKS = tuple(

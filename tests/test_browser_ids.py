@@ -21,16 +21,20 @@ from playwright.sync_api import Page, expect
 
 from app import keys
 from app.main import create_app
+from tests import dbs
 from tests.browser import CHROMIUM, LiveServer, entry_body, midday_zone, new_entry_id
 from tests.conftest import WS, make_settings, redis_url
 from tests.test_pages import browser, page, wait_live  # noqa: F401 (fixtures)
 
-DB = 12
+DB = dbs.PAGES
 ND = "\N{EN DASH}"
 
-pytestmark = pytest.mark.skipif(
-    not __import__("os").path.exists(CHROMIUM), reason="Debian chromium is not installed"
-)
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not __import__("os").path.exists(CHROMIUM), reason="Debian chromium is not installed"
+    ),
+]
 
 
 @pytest.fixture
@@ -157,9 +161,9 @@ def test_the_wall_adds_up_prototype_ids_from_a_snapshot_and_a_crafted_change(
     wait_live(page)
     before = page.evaluate(PROTOTYPE_KEYS)
     people = page.locator("#people .person")
-    expect(page.locator("#today .big")).to_have_text("2:00")
+    expect(page.locator("#today .big")).to_have_text("2 h 00 m")
     expect(people.locator(".name")).to_have_text(["Mallory", "Eve", "Someone"])
-    expect(people.locator(".today")).to_have_text(["1:00", "0:30", "0:30"])
+    expect(people.locator(".today")).to_have_text(["1 h 00 m", "0 h 30 m", "0 h 30 m"])
     expect(page.locator("#projects .bar-row .name")).to_have_text(["Proto project"])
 
     # A change naming the prototype as a day and a kind, and adding to "constructor".
@@ -192,11 +196,11 @@ def test_the_wall_adds_up_prototype_ids_from_a_snapshot_and_a_crafted_change(
     for event in (change, names):
         store.xadd(keys.changes(WS), {"d": orjson.dumps(event)})
 
-    expect(page.locator("#today .big")).to_have_text("2:30")
+    expect(page.locator("#today .big")).to_have_text("2 h 30 m")
     # Eve and Mallory tie at an hour each: by name.
     expect(people.locator(".name")).to_have_text(["Eve", "Mallory", "Hasan"])
-    expect(people.locator(".today")).to_have_text(["1:00", "1:00", "0:30"])
-    expect(page.locator("#projects .bar-row .hours")).to_have_text(["2:30"])
+    expect(people.locator(".today")).to_have_text(["1 h 00 m", "1 h 00 m", "0 h 30 m"])
+    expect(page.locator("#projects .bar-row .hours")).to_have_text(["2 h 30 m"])
     expect(page.locator("#feed .feed-item").first).to_contain_text("Eve added 30m on Proto project")
     assert page.evaluate("({}).polluted === undefined && ({}).A === undefined")
     assert page.evaluate(PROTOTYPE_KEYS) == before

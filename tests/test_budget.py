@@ -1,4 +1,4 @@
-"""RequestBudget on a real Redis (database 15): a hard cap per rolling hour, shared by every
+"""RequestBudget on a real Redis (dbs.BUDGET): a hard cap per rolling hour, shared by every
 instance ("process"), never exceeded, and the ClockifyClient never outruns it."""
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from app.clockify import BudgetExhaustedError, ClockifyClient
 from app.config import Secret
 from app.simulator import ManualClock, SimulatedWorkspace
 from app.simulator_server import run_simulator
+from tests import dbs
 from tests.conftest import redis_db, redis_url
 
 WS = "5f0e1a2b3c4d5e6f7a8b9c0d"
@@ -24,7 +25,7 @@ HOUR_S = 3600.0
 
 @pytest.fixture
 async def redis15() -> AsyncIterator[Redis]:
-    async with redis_db(redis_url(15)) as client:
+    async with redis_db(redis_url(dbs.BUDGET)) as client:
         yield client
 
 
@@ -82,7 +83,7 @@ async def test_never_exceeded_in_any_rolling_hour(redis15: Redis, clock: ManualC
 
 
 async def test_shared_between_two_processes(redis15: Redis, clock: ManualClock) -> None:
-    other = Redis.from_url(redis_url(15))  # a second connection, as another process has
+    other = Redis.from_url(redis_url(dbs.BUDGET))  # a second connection, as another process has
     try:
         first = RequestBudget(redis15, WS, 10, clock=clock)
         second = RequestBudget(other, WS, 10, clock=clock)
@@ -100,7 +101,7 @@ async def test_shared_between_two_processes(redis15: Redis, clock: ManualClock) 
 
 
 async def test_concurrent_acquires_are_atomic(redis15: Redis, clock: ManualClock) -> None:
-    connections = [Redis.from_url(redis_url(15)) for _ in range(4)]
+    connections = [Redis.from_url(redis_url(dbs.BUDGET)) for _ in range(4)]
     try:
         budgets = [RequestBudget(c, WS, 25, clock=clock) for c in connections]
         results = await asyncio.gather(*(budgets[i % 4].acquire() for i in range(100)))

@@ -13,6 +13,7 @@ from urllib.parse import parse_qs
 import httpx
 import pytest
 
+from app.child_server import free_port
 from app.clockify import (
     AuthError,
     BadRequestError,
@@ -197,12 +198,14 @@ async def test_entities_updated_and_deleted_both_shapes(
     sim.delete_entry(doomed.id)
     sim_clock.advance(120)  # deletions show up about a minute later
     async with make_client(page_size=50) as client:
+        new = await client.entities_created(sim.id, since, sim.now())
         updated = await client.entities_updated(sim.id, since, sim.now())
         deleted = await client.entities_deleted(sim.id, since, sim.now())
-    assert [d["id"] for d in updated] == [created.id]
-    assert updated[0]["documentType"] == "TIME_ENTRY"
-    assert [d["id"] for d in deleted] == [doomed.id]
-    assert deleted[0]["document"]["id"] == doomed.id
+    # Clockify lists an entry created in the window under /created only, not under /updated.
+    assert [d["id"] for d in new] == [created.id]
+    assert new[0]["documentType"] == "TIME_ENTRY"
+    assert updated == []
+    assert [d["document"]["id"] for d in deleted] == [doomed.id]
     sent = queries(sim, "entities_updated")[0]
     assert sent["type"] == ["TIME_ENTRY"] and sent["limit"] == ["50"]
 
@@ -310,11 +313,7 @@ async def test_timeout_is_an_upstream_error_and_retried(
 
 
 async def test_connection_refused_is_an_upstream_error(sleeps: RecordedSleeps) -> None:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()  # nothing listens there
     client = ClockifyClient(
         Secret("k"),
         budget=UnlimitedBudget(),

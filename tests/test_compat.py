@@ -24,8 +24,8 @@ from sse_starlette import EventSourceResponse
 from starlette.types import Receive, Scope, Send
 
 from app import compat
+from app.child_server import ROOT
 from app.compat import ClockwallServer, HeaderDeadlineProtocol, header_deadline_protocol
-from tests.fault_helpers import ROOT
 from tests.sse_client import WAIT_S, AppServer
 
 

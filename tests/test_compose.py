@@ -32,6 +32,7 @@ def compose() -> dict:
     return yaml.safe_load(result.stdout)
 
 
+@pytest.mark.slow
 def test_services_and_redis_persistence(compose: dict) -> None:
     services = compose["services"]
     assert {"redis", "app1", "app2", "proxy"} <= set(services)

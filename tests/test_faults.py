@@ -3,7 +3,7 @@ under sustained webhooks, Redis restarted mid-load, the app SIGKILLed mid-load. 
 that every acknowledged (2xx) delivery is in the totals, that every total agrees with the
 entries it is made of, and that SSE clients saw the change stream without gaps.
 
-Shared Redis database 5 for the load test; our own redis-server for the two that stop things.
+The shared Redis (dbs.FAULTS) for the load test; our own redis-server for the two that stop things.
 """
 
 from __future__ import annotations
@@ -16,39 +16,37 @@ from pathlib import Path
 
 import httpx
 import orjson
+import pytest
 from redis.asyncio import Redis
 
 from app.stream import parse_stream_id
-from tests.conftest import redis_db, redis_url
-from tests.fault_helpers import (
-    AppProcess,
-    RawSSE,
-    RedisProcess,
-    WebhookLoad,
+from tests import dbs
+from tests.conftest import redis_db, redis_url, wait_until
+from tests.consistency import (
     assert_contributions_agree,
     assert_matches_model,
     assert_views_agree,
-    build_scripts,
-    check_clients,
-    open_raw_clients,
     read_ids_until,
     read_views,
-    serve_env,
     stream_ids,
-    wait_until,
 )
+from tests.processes import AppProcess, RedisProcess, serve_env
+from tests.raw_sse import RawSSE, check_clients, open_raw_clients
 from tests.sse_client import SSEClient, StreamEndedError
+from tests.webhook_load import WebhookLoad, build_scripts
 
-DB = 5
+DB = dbs.FAULTS
+
+pytestmark = pytest.mark.slow
 
 
 @contextlib.asynccontextmanager
 async def running_app(env: dict[str, str], log: Path) -> AsyncIterator[AppProcess]:
-    app = await AppProcess(env, log).start()
+    app = await AppProcess(env, log).astart()
     try:
         yield app
     finally:
-        await app.stop()
+        await app.astop()
 
 
 async def wait_delivered(clients: list[RawSSE], last_id: str, timeout_s: float) -> None:
@@ -202,7 +200,7 @@ async def test_app_sigkilled_mid_load(tmp_path: Path) -> None:
     try:
         redis = Redis.from_url(server.url(0))
         env = serve_env(server.url(0))
-        app = await AppProcess(env, tmp_path / "app.log").start()
+        app = await AppProcess(env, tmp_path / "app.log").astart()
         load = WebhookLoad(app.base_url, build_scripts(300, seed=4, prefix=4), timeout_s=3)
         try:
             sending = asyncio.create_task(load.run(rate_per_s=40, stop=250))
@@ -228,7 +226,7 @@ async def test_app_sigkilled_mid_load(tmp_path: Path) -> None:
                 return load.outcomes.errors >= 10
 
             await wait_until(some_failed, 20, "deliveries with no answer")
-            await app.start()
+            await app.astart()
 
             async def acked_again() -> bool:
                 return load.outcomes.acked >= acked_at_kill + 40
@@ -246,7 +244,7 @@ async def test_app_sigkilled_mid_load(tmp_path: Path) -> None:
             print(f"kill: {load.outcomes}")
         finally:
             await load.aclose()
-            await app.stop()
+            await app.astop()
             await redis.aclose()
     finally:
         server.kill()

@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 from app.main import create_app
 from app.webhooks import DELETE_EVENTS, ENTRY_KINDS, NAME_EVENTS
 from tests.conftest import OTHER_TOKEN, OTHER_WS, TOKEN, WS, make_settings
-from tests.fault_helpers import RedisProcess, assert_contributions_agree
+from tests.consistency import assert_contributions_agree
 from tests.payloads import (
     ACME,
     ANA,
@@ -51,7 +51,9 @@ from tests.payloads import (
     user_updated,
     without_project,
 )
+from tests.processes import RedisProcess
 
+pytestmark = pytest.mark.slow
 T = TypeVar("T")
 E1, E2, E3 = "66f0a0a0a0a0a0a0a0a0a0e1", "66f0a0a0a0a0a0a0a0a0a0e2", "66f0a0a0a0a0a0a0a0a0a0e3"
 VALID: list[tuple[str, Any]] = [

@@ -1,7 +1,7 @@
 """The live path under abuse and faults: stream caps (per process, per share link), a header
 deadline at the server, share streams that read nothing from Redis and learn nothing of the
 operator's state, Last-Event-IDs no stream can hold, a Redis that goes silent under the change
-reader, and stream slots that cannot leak. Real Redis (database 12, or our own redis-server),
+reader, and stream slots that cannot leak. Real Redis (dbs.LIVE_HARDENING, or our own redis-server),
 real sockets.
 """
 
@@ -27,12 +27,13 @@ from app.share import ShareScope, sign_scope
 from app.snapshot import Snapshot
 from app.sse import EventsEndpoint, HubEventSourceResponse
 from app.stream import STREAM_ID_PART_LIMIT, parse_stream_id
-from tests.conftest import OTHER_WS, TOKEN, WS, make_settings, redis_db, redis_url
-from tests.fault_helpers import AppProcess, RedisProcess, serve_env, wait_until
+from tests import dbs
+from tests.conftest import OTHER_WS, TOKEN, WS, make_settings, redis_db, redis_url, wait_until
 from tests.payloads import MOBILE, WEBSITE, close_app, entry_2024
+from tests.processes import AppProcess, RedisProcess, serve_env
 from tests.sse_client import WAIT_S, AppServer, SSEClient, SSEMessage
 
-DB = 12
+DB = dbs.LIVE_HARDENING
 SECRET = "live-hardening-secret-key-0123456789"
 SHARE_SNAPSHOT_KEYS = {"scope", "range", "today", "timezone", "weekStart", "asOf"}
 
@@ -363,6 +364,7 @@ async def test_a_share_stream_learns_only_whether_the_store_answers(r12: Redis) 
 
 
 # A Redis that goes silent (item 12) -----------------------------------------------------
+@pytest.mark.slow
 async def test_a_silent_redis_shows_as_unreachable_and_the_stream_goes_on_after(
     tmp_path: Path,
 ) -> None:
@@ -397,6 +399,7 @@ async def test_a_silent_redis_shows_as_unreachable_and_the_stream_goes_on_after(
         redis_server.kill()
 
 
+@pytest.mark.slow
 async def test_a_server_starting_while_redis_is_silent_starts_and_reads_every_workspace(
     tmp_path: Path,
 ) -> None:
@@ -431,11 +434,12 @@ async def test_a_server_starting_while_redis_is_silent_starts_and_reads_every_wo
 
 
 # The server: a header deadline and the shutdown signal (items 8 and 15) ------------------
+@pytest.mark.slow
 async def test_clockwall_serve_closes_a_connection_whose_headers_stall(
     r12: Redis, tmp_path: Path
 ) -> None:
     env = serve_env(redis_url(DB), CLOCKWALL_HEADER_TIMEOUT_S="1")
-    app = await AppProcess(env, tmp_path / "app.log").start()
+    app = await AppProcess(env, tmp_path / "app.log").astart()
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", app.port)
         writer.write(b"GET /events HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/ev")
@@ -450,13 +454,14 @@ async def test_clockwall_serve_closes_a_connection_whose_headers_stall(
         async with httpx.AsyncClient(base_url=app.base_url, timeout=WAIT_S) as http:
             assert (await http.get("/healthz")).status_code == 200
     finally:
-        await app.stop()
+        await app.astop()
 
 
+@pytest.mark.slow
 async def test_sigterm_ends_the_open_streams_of_clockwall_serve_cleanly(
     r12: Redis, tmp_path: Path
 ) -> None:
-    app = await AppProcess(serve_env(redis_url(DB)), tmp_path / "app.log").start()
+    app = await AppProcess(serve_env(redis_url(DB)), tmp_path / "app.log").astart()
     try:
         clients = [await SSEClient.connect(app.port) for _ in range(3)]
         for client in clients:
@@ -471,4 +476,4 @@ async def test_sigterm_ends_the_open_streams_of_clockwall_serve_cleanly(
         for client in clients:
             await client.close()
     finally:
-        await app.stop()
+        await app.astop()

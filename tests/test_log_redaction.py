@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
-import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,12 +17,12 @@ import pytest
 from app.config import Secret
 from app.logs import JsonFormatter, RedactingFilter, redact_urls
 from app.share import ShareScope, sign_scope
+from tests import dbs
 from tests.conftest import TOKEN, WS, redis_db, redis_url
-from tests.fault_helpers import AppProcess, free_port, serve_env, wait_exit, wait_until
 from tests.payloads import entry_2024
-from tests.test_proxy import proxy_config
+from tests.processes import AppProcess, NginxProcess, serve_env
 
-DB = 4
+DB = dbs.LOG_REDACTION
 API_KEY = "apikey-that-must-never-be-logged-0123456789"
 DASHBOARD_TOKEN = "dashboard-token-that-must-never-be-logged"
 SECRET_KEY = "secret-key-that-must-never-be-logged-0123456789"
@@ -126,6 +123,7 @@ ACCESS_LINES = (
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("log_json", [False, True], ids=["text logs", "JSON logs"])
 async def test_no_secret_or_share_link_reaches_the_log_of_clockwall_serve(
     tmp_path: Path, log_json: bool
@@ -139,10 +137,10 @@ async def test_no_secret_or_share_link_reaches_the_log_of_clockwall_serve(
             CLOCKWALL_DASHBOARD_TOKEN=DASHBOARD_TOKEN,
             CLOCKWALL_SECRET_KEY=SECRET_KEY,
         )
-        app = await AppProcess(env, tmp_path / "app.log").start()
+        app = await AppProcess(env, tmp_path / "app.log").astart()
         try:
             await visit_with_every_secret(app.base_url, link)
-            await app.stop()
+            await app.astop()
         finally:
             app.kill()
 
@@ -158,10 +156,8 @@ async def test_no_secret_or_share_link_reaches_the_log_of_clockwall_serve(
         assert any(expected in line for line in access), (expected, access)
 
 
+@pytest.mark.slow
 async def test_the_proxy_access_log_names_the_path_but_not_the_query(tmp_path: Path) -> None:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        pytest.fail("nginx is not installed; tests/run.sh installs it (apt)")
     link = share_link()
     async with redis_db(redis_url(DB)):
         env = serve_env(
@@ -170,45 +166,28 @@ async def test_the_proxy_access_log_names_the_path_but_not_the_query(tmp_path: P
             CLOCKWALL_DASHBOARD_TOKEN=DASHBOARD_TOKEN,
             CLOCKWALL_SECRET_KEY=SECRET_KEY,
         )
-        app = await AppProcess(env, tmp_path / "app.log").start()
-        port = free_port()
-        conf = proxy_config(tmp_path, port, [app.port, app.port])
-        access_log = tmp_path / "access.log"
+        app = await AppProcess(env, tmp_path / "app.log").astart()
+        proxy = NginxProcess(tmp_path, [app.port, app.port])
         try:
-            with open(access_log, "wb") as out:  # deploy/nginx.conf logs to /dev/stdout
-                proxy = subprocess.Popen(
-                    [nginx, "-c", str(conf), "-p", str(tmp_path)],
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                )
+            await proxy.start()
             try:
-                await visit_with_every_secret_through_proxy(port, link)
+                await visit_with_every_secret_through_proxy(proxy.base_url, link)
             finally:
-                proxy.send_signal(signal.SIGQUIT)  # graceful: every finished request is logged
-                await wait_exit(proxy, 10)
-            await app.stop()
+                await proxy.stop(graceful=True)  # every finished request is logged
+            await app.astop()
         finally:
+            proxy.kill()
             app.kill()
 
-    text = access_log.read_text()
+    text = proxy.access_log.read_text()
     for secret in (TOKEN, API_KEY, DASHBOARD_TOKEN, SECRET_KEY, link, link.partition(".")[2]):
         assert secret not in text
     for expected in ('"GET / HTTP/1.1"', '"GET /share HTTP/1.1" 200', '"GET /healthz HTTP'):
         assert expected in text, text
 
 
-async def visit_with_every_secret_through_proxy(port: int, link: str) -> None:
-    base_url = f"http://127.0.0.1:{port}"
+async def visit_with_every_secret_through_proxy(base_url: str, link: str) -> None:
     async with httpx.AsyncClient(base_url=base_url, timeout=10, follow_redirects=True) as http:
-
-        async def proxy_up() -> bool:
-            try:
-                return (await http.get("/healthz")).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        await wait_until(proxy_up, 15, "nginx in front of clockwall", 0.1)
         referer = {"referer": f"{base_url}/?token={DASHBOARD_TOKEN}"}
         assert (await http.get(f"/?token={DASHBOARD_TOKEN}")).status_code == 200
         response = await http.get("/share", params={"share": link}, headers=referer)

@@ -16,8 +16,8 @@ import pytest
 
 from app.logs import JsonFormatter
 from tests.conftest import TOKEN
-from tests.fault_helpers import AppProcess, RedisProcess, serve_env
 from tests.payloads import entry_2024
+from tests.processes import AppProcess, RedisProcess, serve_env
 
 API_KEY = "apikey-that-must-never-be-logged-0123456789"
 DASHBOARD_TOKEN = "dashboard-token-that-must-never-be-logged"
@@ -33,6 +33,7 @@ async def post(http: httpx.AsyncClient, entry_id: str) -> httpx.Response:
     )
 
 
+@pytest.mark.slow
 async def test_json_logs_through_an_outage_name_each_problem_and_no_secret(tmp_path: Path) -> None:
     server = RedisProcess(tmp_path / "redis", appendonly=False)
     await server.start()
@@ -43,7 +44,7 @@ async def test_json_logs_through_an_outage_name_each_problem_and_no_secret(tmp_p
         CLOCKWALL_DASHBOARD_TOKEN=DASHBOARD_TOKEN,
         CLOCKWALL_SECRET_KEY=SECRET_KEY,
     )
-    app = await AppProcess(env, tmp_path / "app.log").start()
+    app = await AppProcess(env, tmp_path / "app.log").astart()
     try:
         async with httpx.AsyncClient(base_url=app.base_url, timeout=10) as http:
             assert (await post(http, "65f0a0a0a0a0a0a0a0a0a0c1")).status_code == 200
@@ -51,7 +52,7 @@ async def test_json_logs_through_an_outage_name_each_problem_and_no_secret(tmp_p
             for n in range(3):
                 response = await post(http, f"65f0a0a0a0a0a0a0a0a0a0d{n}")
                 assert response.status_code == 503, response.text
-        await app.stop()
+        await app.astop()
     finally:
         app.kill()
         server.kill()

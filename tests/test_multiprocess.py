@@ -1,6 +1,6 @@
-"""Two real `clockwall serve` processes on one Redis (database 5), polling a simulated Clockify
-served by this test: a webhook into either reaches the SSE clients of both, in the same order
-with the same ids; exactly one process holds the poller lease, and when it is SIGKILLed the
+"""Two real `clockwall serve` processes on one Redis (dbs.MULTIPROCESS), polling a simulated
+Clockify served by this test: a webhook into either reaches the SSE clients of both, in the same
+order with the same ids; exactly one process holds the poller lease, and when it is SIGKILLed the
 other takes over within the lease's lifetime.
 """
 
@@ -13,23 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 
 from app.simulator import SimulatedWorkspace
 from app.simulator_server import run_simulator
 from app.stream import parse_stream_id
-from tests.conftest import redis_db, redis_url
-from tests.fault_helpers import (
-    AppProcess,
-    WebhookLoad,
-    build_scripts,
-    read_ids_until,
-    serve_env,
-    stream_ids,
-    wait_until,
-)
+from tests import dbs
+from tests.conftest import redis_db, redis_url, wait_until
+from tests.consistency import read_ids_until, stream_ids
+from tests.processes import AppProcess, serve_env
 from tests.sse_client import SSEClient
+from tests.webhook_load import WebhookLoad, build_scripts
 
-DB = 5
+DB = dbs.MULTIPROCESS
+
+pytestmark = pytest.mark.slow
 LEASE_TTL_S = 10.0  # Poller's default lease; a standby looks every third of it
 
 
@@ -60,7 +58,7 @@ async def test_two_processes_share_changes_and_one_poller_lease(tmp_path: Path) 
             CLOCKWALL_MODE="hybrid",
         )
         apps = [AppProcess(env, tmp_path / f"app{i}.log") for i in range(2)]
-        await asyncio.gather(*(app.start() for app in apps))
+        await asyncio.gather(*(app.astart() for app in apps))
         clients: list[SSEClient] = []
         try:
             async with httpx.AsyncClient(timeout=5) as http:
@@ -133,4 +131,4 @@ async def test_two_processes_share_changes_and_one_poller_lease(tmp_path: Path) 
         finally:
             for client in clients:
                 await client.close()
-            await asyncio.gather(*(app.stop() for app in apps))
+            await asyncio.gather(*(app.astop() for app in apps))

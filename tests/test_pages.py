@@ -17,6 +17,7 @@ import redis
 from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
 
 from app.main import PAGES, create_app, render_page
+from tests import dbs
 from tests.browser import (
     ARTIFACTS,
     CHROMIUM,
@@ -30,7 +31,7 @@ from tests.browser import (
 )
 from tests.conftest import make_settings, redis_url
 
-DB = 11
+DB = dbs.PAGES
 REPORT_WEEK = ("2026-03-23", "2026-03-29")  # Monday to Sunday, Europe/Berlin (UTC+1 then)
 EUR, USD = "EUR", "USD"
 ND = "\N{EN DASH}"  # the pages' ranges, time spans and empty cells
@@ -127,6 +128,7 @@ def wait_live(page: Page) -> None:
 
 
 # The wall --------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_wall_shows_a_started_timer_ticking_then_its_stopped_time_in_the_totals(
     midday: LiveServer, page: Page
 ) -> None:
@@ -134,7 +136,7 @@ def test_wall_shows_a_started_timer_ticking_then_its_stopped_time_in_the_totals(
     page.goto(midday.url + "/")
     wait_live(page)
     expect(page.locator("#empty")).to_have_text("No one is tracking time right now…")
-    expect(page.locator("#today .big")).to_have_text("0:00")
+    expect(page.locator("#today .big")).to_have_text("0 h 00 m")
 
     entry_id = new_entry_id()
     start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=90)
@@ -153,7 +155,7 @@ def test_wall_shows_a_started_timer_ticking_then_its_stopped_time_in_the_totals(
     first = elapsed.inner_text()
     expect(elapsed).not_to_have_text(first, timeout=2500)  # it ticks by itself
     expect(page.locator("#empty")).to_be_hidden()
-    expect(page.locator("#today .big")).to_have_text(re.compile(r"^1:3\d$"))  # running counts
+    expect(page.locator("#today .big")).to_have_text(re.compile(r"^1 h 3\d m$"))  # running counts
     expect(page.locator("#feed .feed-item").first).to_contain_text(
         "Ana Lima started Website redesign"
     )
@@ -164,31 +166,32 @@ def test_wall_shows_a_started_timer_ticking_then_its_stopped_time_in_the_totals(
     assert midday.webhook("TIMER_STOPPED", body)["outcome"] == "stopped"
     expect(timer).to_have_count(0, timeout=1000)
     expect(page.locator("#empty")).to_be_visible()
-    expect(page.locator("#today .big")).to_have_text("1:20")
-    expect(page.locator("#week .big")).to_have_text("1:20")
+    expect(page.locator("#today .big")).to_have_text("1 h 20 m")
+    expect(page.locator("#week .big")).to_have_text("1 h 20 m")
     expect(page.locator("#feed .feed-item").first).to_contain_text(
         "Ana Lima stopped Website redesign · 1h 20m"
     )
     bar = page.locator("#projects .bar-row").first
     expect(bar.locator(".name")).to_have_text("Website redesign")
-    expect(bar.locator(".hours")).to_have_text("1:20")
+    expect(bar.locator(".hours")).to_have_text("1 h 20 m")
     expect(bar.locator(".budget-text")).to_have_text("7% of 20h estimate")
     person = page.locator("#people .person").first
     expect(person.locator(".name")).to_have_text("Ana Lima")
-    expect(person.locator(".week")).to_have_text("1:20")
+    expect(person.locator(".week")).to_have_text("1 h 20 m")
 
     # An edit replaces the entry's contribution; a delete removes it.
     body = entry_body(entry_id, "ana", "support", start, start + timedelta(hours=2))
     assert midday.webhook("TIME_ENTRY_UPDATED", body)["outcome"] == "updated"
-    expect(page.locator("#today .big")).to_have_text("2:00")
+    expect(page.locator("#today .big")).to_have_text("2 h 00 m")
     expect(feed.first).to_contain_text("Ana Lima edited an entry on Support · 2h")
     expect(page.locator("#projects .bar-row .name")).to_have_text(["Support"])
     assert midday.webhook("TIME_ENTRY_DELETED", body)["outcome"] == "deleted"
-    expect(page.locator("#today .big")).to_have_text("0:00")
+    expect(page.locator("#today .big")).to_have_text("0 h 00 m")
     expect(feed.first).to_contain_text("Ana Lima deleted 2h on Support")
     expect(page.locator("#projects .bar-row")).to_have_count(0)
 
 
+@pytest.mark.slow
 def test_wall_recovers_by_itself_after_a_server_restart(midday: LiveServer, page: Page) -> None:
     page.goto(midday.url + "/")
     wait_live(page)
@@ -203,10 +206,11 @@ def test_wall_recovers_by_itself_after_a_server_restart(midday: LiveServer, page
     expect(page.locator("#feed .feed-item").first).to_contain_text(
         "Cleo Park added 2h on Support", timeout=15_000
     )
-    expect(page.locator("#today .big")).to_have_text("2:00")
+    expect(page.locator("#today .big")).to_have_text("2 h 00 m")
     wait_live(page)
 
 
+@pytest.mark.slow
 def test_wall_shows_an_error_state_with_retry_when_the_stream_is_refused(
     midday: LiveServer, page: Page
 ) -> None:
@@ -221,6 +225,7 @@ def test_wall_shows_an_error_state_with_retry_when_the_stream_is_refused(
     expect(page.locator("#retry")).to_be_hidden()
 
 
+@pytest.mark.slow
 def test_wall_kiosk_mode_hides_controls_and_the_cursor(midday: LiveServer, page: Page) -> None:
     page.goto(midday.url + "/?kiosk=1")
     wait_live(page)
@@ -231,6 +236,7 @@ def test_wall_kiosk_mode_hides_controls_and_the_cursor(midday: LiveServer, page:
     expect(page.locator("nav.nav")).to_be_hidden()
 
 
+@pytest.mark.slow
 def test_wall_with_a_busy_team_fits_the_screen_and_raises_alerts(
     midday: LiveServer, page: Page
 ) -> None:
@@ -342,6 +348,7 @@ def api_rows(data: dict[str, Any]) -> list[list[str]]:
     ] + [["Total", hm(data["totalSeconds"]), hm(data["billableSeconds"]), amounts(data["amounts"])]]
 
 
+@pytest.mark.slow
 def test_summary_shows_exact_hours_and_amounts_and_refreshes_live(
     berlin: LiveServer, page: Page
 ) -> None:
@@ -390,6 +397,7 @@ def test_summary_shows_exact_hours_and_amounts_and_refreshes_live(
     expect(page.locator("#summary tbody tr").nth(1)).to_contain_text("Globex3:45")
 
 
+@pytest.mark.slow
 def test_team_heatmap_shows_people_by_projects_with_totals(berlin: LiveServer, page: Page) -> None:
     post_report_week(berlin)
     page.goto(berlin.url + f"/team?start={REPORT_WEEK[0]}&end={REPORT_WEEK[1]}")
@@ -412,6 +420,7 @@ def test_team_heatmap_shows_people_by_projects_with_totals(berlin: LiveServer, p
     screenshot(page, "team")
 
 
+@pytest.mark.slow
 def test_weekly_report_groups_by_day_copies_as_text_and_prints_clean(
     berlin: LiveServer, page: Page
 ) -> None:

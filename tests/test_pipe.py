@@ -1,4 +1,4 @@
-"""ScriptPipe against a real Redis (database 3): replies reach their own callers, NOSCRIPT is
+"""ScriptPipe against a real Redis (dbs.PIPE): replies reach their own callers, NOSCRIPT is
 recovered, errors and lost or silent connections fail the calls in flight (never a wrong
 answer, never a hang), and the next call opens a new connection."""
 
@@ -14,9 +14,10 @@ from redis.asyncio import Redis
 from redis.exceptions import AuthenticationError, ConnectionError, ResponseError
 
 from app.pipe import ScriptPipe
+from tests import dbs
 from tests.conftest import redis_db, redis_url
 
-DB = 3
+DB = dbs.PIPE
 ECHO = "redis.call('RPUSH', KEYS[1], ARGV[1]); return {ARGV[1], redis.call('LLEN', KEYS[1])}"
 
 
@@ -50,7 +51,7 @@ async def test_concurrent_calls_each_get_their_own_reply_in_order(
     )
     assert [r[0] for r in replies] == [f"more-{i}".encode() for i in range(300)]
     assert [r[1] for r in replies] == list(range(101, 401))
-    assert await redis3.llen("log") == 400  # the pipe selected database 3, as the client does
+    assert await redis3.llen("log") == 400  # the pipe selected the client's database
 
 
 async def test_a_script_redis_does_not_know_is_loaded_once(redis3: Redis, pipe: ScriptPipe) -> None:
@@ -140,7 +141,7 @@ async def test_nothing_listening_is_a_connection_error() -> None:
 
 
 async def test_set_up_errors_say_what_was_refused() -> None:
-    url = redis_url(0)
+    url = redis_url(DB)  # only reads the server's config
     client = Redis.from_url(url)
     try:
         if await client.config_get("requirepass") != {"requirepass": ""}:

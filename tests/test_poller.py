@@ -1,4 +1,4 @@
-"""The poller against the fake Clockify on a loopback port and a real Redis (database 8).
+"""The poller against the fake Clockify on a loopback port and a real Redis (dbs.POLLER).
 
 One fake clock drives everything: the simulator, the request budget, the store and the poller
 (whose sleeps move it instead of waiting), so simulated hours and days run in a second or two.
@@ -39,10 +39,11 @@ from app.simulator import (
 )
 from app.simulator_server import run_simulator
 from app.store import TotalsStore
+from tests import dbs
 from tests.conftest import redis_db, redis_url
 from tests.payloads import AppClient
 
-DB = 8
+DB = dbs.POLLER
 HOUR_S = 3600.0
 FREE_BUDGET = 30
 GROUPS = ("PROJECT", "USER", "CLIENT", "DATE")

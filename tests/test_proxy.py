@@ -8,60 +8,22 @@ buffer the stream), and the same totals.
 from __future__ import annotations
 
 import asyncio
-import re
-import shutil
-import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
 from app.stream import parse_stream_id
+from tests import dbs
 from tests.conftest import redis_db, redis_url
-from tests.fault_helpers import (
-    RANGE,
-    ROOT,
-    AppProcess,
-    WebhookLoad,
-    build_scripts,
-    free_port,
-    read_ids_until,
-    serve_env,
-    stream_ids,
-    wait_until,
-)
+from tests.consistency import read_ids_until, stream_ids
+from tests.processes import AppProcess, NginxProcess, serve_env
 from tests.sse_client import SSEClient
+from tests.webhook_load import RANGE, WebhookLoad, build_scripts
 
-DB = 2
+DB = dbs.PROXY
 
-
-def proxy_config(tmp: Path, port: int, upstreams: list[int]) -> Path:
-    """deploy/nginx.conf with loopback upstreams and port, inside a minimal nginx.conf."""
-    site = (ROOT / "deploy" / "nginx.conf").read_text()
-    site = re.sub(r"server app1:8000", f"server 127.0.0.1:{upstreams[0]}", site)
-    site = re.sub(r"server app2:8000", f"server 127.0.0.1:{upstreams[1]}", site)
-    site = site.replace("listen 80;", f"listen 127.0.0.1:{port};")
-    assert f"127.0.0.1:{upstreams[1]}" in site and f"127.0.0.1:{port}" in site
-    (tmp / "site.conf").write_text(site)
-    main = f"""
-daemon off;
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 256; }}
-http {{
-    access_log off;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    include {tmp}/site.conf;
-}}
-"""
-    path = tmp / "nginx.conf"
-    path.write_text(main)
-    return path
+pytestmark = pytest.mark.slow
 
 
 async def open_after_snapshot(port: int) -> tuple[SSEClient, str]:
@@ -74,34 +36,16 @@ async def open_after_snapshot(port: int) -> tuple[SSEClient, str]:
 
 
 async def test_two_processes_behind_the_compose_proxy_serve_one_wall(tmp_path: Path) -> None:
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(nginx).exists():
-        pytest.fail("nginx is not installed; tests/run.sh installs it (apt)")
     async with redis_db(redis_url(DB)) as redis:
         env = serve_env(redis_url(DB))
         apps = [AppProcess(env, tmp_path / f"app{i}.log") for i in range(2)]
-        await asyncio.gather(*(app.start() for app in apps))
-        port = free_port()
-        conf = proxy_config(tmp_path, port, [app.port for app in apps])
-        proxy = subprocess.Popen(
-            [nginx, "-c", str(conf), "-p", str(tmp_path)],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        proxy = NginxProcess(tmp_path, [app.port for app in apps])
+        port = proxy.port
         clients: list[SSEClient] = []
         try:
-            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=5) as http:
-
-                async def proxy_up() -> bool:
-                    if proxy.poll() is not None:
-                        raise AssertionError((tmp_path / "error.log").read_text())
-                    try:
-                        return (await http.get("/healthz")).status_code == 200
-                    except httpx.TransportError:
-                        return False
-
-                await wait_until(proxy_up, 15, "nginx in front of two clockwall processes", 0.1)
-
+            await asyncio.gather(*(app.astart() for app in apps))
+            await proxy.start()
+            async with httpx.AsyncClient(base_url=proxy.base_url, timeout=5) as http:
                 # Round robin spreads these clients over both processes.
                 opened = [await open_after_snapshot(port) for _ in range(4)]
                 clients = [client for client, _ in opened]
@@ -156,6 +100,5 @@ async def test_two_processes_behind_the_compose_proxy_serve_one_wall(tmp_path: P
         finally:
             for client in clients:
                 await client.close()
-            proxy.terminate()
-            proxy.wait(10)
-            await asyncio.gather(*(app.stop() for app in apps))
+            await proxy.stop(graceful=False)
+            await asyncio.gather(*(app.astop() for app in apps))

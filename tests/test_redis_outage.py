@@ -6,108 +6,40 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from redis import Redis as SyncRedis
-from redis.exceptions import ConnectionError as RedisConnectionError
 
 from app import keys
 from app.main import create_app
 from tests.conftest import WS, FixedClock, make_settings
 from tests.payloads import client_for, close_app, entry_2024, post_webhook, rate
+from tests.processes import RedisProcess
 
 PASSWORD = "hunter2-redis-password"
 E1 = "65f0f0f0f0f0f0f0f0f0f0e1"
 E2 = "65f0f0f0f0f0f0f0f0f0f0e2"
 WEEK = {"start": "2026-03-23", "end": "2026-03-29"}
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("redis-server") is None, reason="needs the redis-server binary"
-)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RedisServer:
-    """A throwaway redis-server on loopback, with a password, no persistence."""
-
-    def __init__(self, port: int, workdir: Path) -> None:
-        self.port = port
-        self.workdir = workdir
-        self.proc: subprocess.Popen[str] | None = None
-
-    def start(self) -> None:
-        self.proc = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--requirepass",
-                PASSWORD,
-                "--dir",
-                str(self.workdir),
-                "--logfile",
-                "",
-            ],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        # Wait for the server's own "ready" line (EOF means it died), then prove it with a
-        # bounded loop of pings; no fixed sleeps.
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if "Ready to accept connections" in line:
-                break
-        else:
-            raise AssertionError(f"redis-server on port {self.port} did not start")
-        client = SyncRedis(port=self.port, password=PASSWORD, socket_connect_timeout=1)
-        try:
-            for _ in range(100):
-                try:
-                    if client.ping():
-                        break
-                except RedisConnectionError:
-                    time.sleep(0)  # yield only; the ready line says it is about to answer
-            else:
-                raise AssertionError(f"redis-server on port {self.port} does not answer")
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.proc is None:
-            return
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-        assert self.proc.stdout is not None
-        self.proc.stdout.close()
-        self.proc = None
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        shutil.which("redis-server") is None, reason="needs the redis-server binary"
+    ),
+]
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[RedisServer]:
-    instance = RedisServer(free_port(), tmp_path)
-    instance.start()
+async def server(tmp_path: Path) -> AsyncIterator[RedisProcess]:
+    """A throwaway redis-server on loopback, with a password, no persistence."""
+    instance = RedisProcess(tmp_path, appendonly=False, password=PASSWORD)
+    await instance.start()
     try:
         yield instance
     finally:
-        instance.stop()
+        await instance.stop()
 
 
 def assert_no_secret(response: httpx.Response, port: int) -> None:
@@ -118,9 +50,9 @@ def assert_no_secret(response: httpx.Response, port: int) -> None:
 
 
 async def test_outage_answers_503_then_the_same_delivery_counts_once(
-    server: RedisServer, clock: FixedClock
+    server: RedisProcess, clock: FixedClock
 ) -> None:
-    settings = make_settings(redis_url=f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0")
+    settings = make_settings(redis_url=server.url(0))
     app = create_app(settings, clock=clock)
     service = app.state.service
     first = entry_2024(E1, "2026-03-24T08:00:00Z", "2026-03-24T09:00:00Z")
@@ -132,7 +64,7 @@ async def test_outage_answers_503_then_the_same_delivery_counts_once(
             assert (await post_webhook(client, "NEW_TIME_ENTRY", first)).status_code == 200
             assert (await client.get("/readyz")).status_code == 200
 
-            server.stop()
+            await server.stop()
             response = await post_webhook(client, "NEW_TIME_ENTRY", delivery)
             assert response.status_code == 503, response.text
             assert "store (Redis) is unavailable" in response.json()["error"]
@@ -151,7 +83,7 @@ async def test_outage_answers_503_then_the_same_delivery_counts_once(
             assert summary.status_code == 503
             assert_no_secret(summary, server.port)
 
-            server.start()  # same port, empty (no persistence)
+            await server.start()  # same port, empty (no persistence)
             response = await post_webhook(client, "NEW_TIME_ENTRY", delivery)
             assert response.status_code == 200, response.text
             assert response.json()["outcome"] == "created"
@@ -171,11 +103,11 @@ async def test_outage_answers_503_then_the_same_delivery_counts_once(
 
 
 async def test_reads_after_a_restart_do_not_trip_over_dead_pooled_connections(
-    server: RedisServer, clock: FixedClock
+    server: RedisProcess, clock: FixedClock
 ) -> None:
     """Every connection the pool held died with Redis; the first reads once it is back must
     still answer (each is retried on a fresh connection), not fail once per dead one."""
-    settings = make_settings(redis_url=f"redis://:{PASSWORD}@127.0.0.1:{server.port}/0")
+    settings = make_settings(redis_url=server.url(0))
     app = create_app(settings, clock=clock)
     service = app.state.service
     params = {"groupBy": "PROJECT", **WEEK}
@@ -188,8 +120,8 @@ async def test_reads_after_a_restart_do_not_trip_over_dead_pooled_connections(
             pooled = len(service.redis.connection_pool._available_connections)
             assert pooled > 1
 
-            server.stop()
-            server.start()
+            await server.stop()
+            await server.start()
             for _ in range(pooled + 5):
                 response = await client.get("/api/summary", params=params)
                 assert response.status_code == 200, response.text

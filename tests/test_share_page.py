@@ -15,6 +15,7 @@ from playwright.sync_api import Browser, Page, expect, sync_playwright
 from app.config import Secret
 from app.main import create_app
 from app.share import ShareScope, sign_scope
+from tests import dbs
 from tests.browser import (
     ARTIFACTS,
     CHROMIUM,
@@ -26,7 +27,7 @@ from tests.browser import (
 )
 from tests.conftest import WS, make_settings, redis_url
 
-DB = 6
+DB = dbs.SHARE_PAGE
 SECRET = "share-page-test-secret-key"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no Debian chromium")
 
@@ -88,13 +89,15 @@ def seed(server: LiveServer) -> None:
     server.webhook("NEW_TIME_ENTRY", support)
 
 
+@pytest.mark.slow
 def test_share_page_shows_only_its_project_and_updates_live(
     server: LiveServer, browser: Browser
 ) -> None:
     seed(server)
     page: Page = browser.new_page(viewport={"width": 1280, "height": 900})
     page.clock.set_fixed_time(utc(2026, 3, 25, 12, 0))  # "This month" is March 2026
-    page.goto(f"{server.url}/share?share={share_link('web')}")
+    # The range is named: without one the server picks the link's default by its own clock.
+    page.goto(f"{server.url}/share?share={share_link('web')}&range=this-month")
     expect(page.locator("#title")).to_have_text("Website redesign")
     expect(page.locator("#total-hours")).to_have_text("2:30")
     expect(page.locator("#total-amount")).to_have_text("€237.50")  # 2.5 h x 95.00
@@ -124,17 +127,19 @@ def test_share_page_shows_only_its_project_and_updates_live(
     page.close()
 
 
+@pytest.mark.slow
 def test_share_page_hides_amounts(server: LiveServer, browser: Browser) -> None:
     seed(server)
     page = browser.new_page()
     page.clock.set_fixed_time(utc(2026, 3, 25, 12, 0))
-    page.goto(f"{server.url}/share?share={share_link('web', hide_amounts=True)}")
+    page.goto(f"{server.url}/share?share={share_link('web', hide_amounts=True)}&range=this-month")
     expect(page.locator("#total-hours")).to_have_text("2:30")
     expect(page.locator("#amount-box")).to_be_hidden()
     assert "€" not in page.content()
     page.close()
 
 
+@pytest.mark.slow
 def test_a_truncated_entry_list_says_so_on_the_page(server: LiveServer, browser: Browser) -> None:
     """The server lists at most 5,000 entries of a scope (the totals are never cut); the page
     must say when the list it shows is not all of them. The answer is the server's own, marked
@@ -154,7 +159,7 @@ def test_a_truncated_entry_list_says_so_on_the_page(server: LiveServer, browser:
         route.fulfill(response=answer, body=json.dumps(data))
 
     page.route("**/api/share/report*", mark_truncated)
-    page.goto(f"{server.url}/share?share={share_link('web')}")
+    page.goto(f"{server.url}/share?share={share_link('web')}&range=this-month")
     expect(page.locator("#total-hours")).to_have_text("2:30")
     expect(page.locator("#note")).to_contain_text(
         "The list is cut at 1 entries; the totals above include every entry."

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import random
 import re
-import socket
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -17,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from app.child_server import free_port
 from app.models import parse_time_entry
 from app.simulator import (
     NEW_TIME_ENTRY,
@@ -201,7 +201,8 @@ async def test_entities_windows_and_deletion_delay(
     assert no_type.status_code == 400
     assert too_early.json() == []
     (gone,) = deleted.json()
-    assert gone["id"] == entry.id and gone["documentType"] == "TIME_ENTRY"
+    # The item's own id is the deletion record's; the entry is its `document`.
+    assert gone["document"]["id"] == entry.id and gone["documentCode"] == "TIME_ENTRY"
     assert gone["document"]["description"] == "renamed" and INSTANT.match(gone["deletedAt"])
     assert updated.json() == []  # deleted entries no longer count as updated
 
@@ -228,12 +229,12 @@ async def test_detailed_report(sim: SimulatedWorkspace, sim_url: str) -> None:
     assert missing.status_code == 400
 
 
-async def test_free_report_range_is_capped_at_a_year() -> None:
+async def test_free_report_range_is_capped_at_31_days() -> None:
     free = SimulatedWorkspace(plan="FREE", clock=ManualClock(), rng=random.Random(3))
     free.add_user("Owner")
     now = free.now()
     body = {
-        "dateRangeStart": (now - timedelta(days=400)).isoformat(),
+        "dateRangeStart": (now - timedelta(days=40)).isoformat(),
         "dateRangeEnd": now.isoformat(),
         "detailedFilter": {"page": 1, "pageSize": 50},
     }
@@ -243,7 +244,7 @@ async def test_free_report_range_is_capped_at_a_year() -> None:
             json=body,
             headers=headers_for(free),
         )
-    assert answer.status_code == 400 and "one year" in answer.json()["message"]
+    assert answer.status_code == 400 and "31 days" in answer.json()["message"]
 
 
 async def test_faults_and_request_log(sim: SimulatedWorkspace, sim_url: str) -> None:
@@ -503,9 +504,7 @@ async def test_delivery_over_real_loopback(hooked: SimulatedWorkspace, receiver:
 
 
 async def test_unreachable_receiver_is_a_failed_delivery(hooked: SimulatedWorkspace) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()  # nothing listens there
     for hook in hooked.webhooks.values():
         hook.url = f"http://127.0.0.1:{port}/webhooks/clockify"
     async with httpx.AsyncClient() as http:

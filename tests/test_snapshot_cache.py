@@ -20,9 +20,10 @@ from app.share import ShareScope, sign_scope
 from app.snapshot import SnapshotCache
 from app.store import TotalsStore
 from app.stream import ChangeHub
-from tests.conftest import TOKEN, WS, FixedClock
-from tests.fault_helpers import AppProcess, serve_env
+from tests import dbs
+from tests.conftest import TOKEN, WS, FixedClock, redis_db, redis_url
 from tests.payloads import BEN, INTERNAL, MOBILE, WEBSITE, entry_2024
+from tests.processes import AppProcess, serve_env
 
 SECRET = "a-secret-key-long-enough-for-links"
 YEAR_START = date(2025, 1, 1)
@@ -178,15 +179,14 @@ async def open_first_event(http: httpx.AsyncClient, params: dict[str, str]) -> s
     raise AssertionError("the stream ended before its first event")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("through", ["share link", "dashboard"])
 async def test_a_thousand_distinct_year_long_ranges_leave_the_server_memory_bounded(
     tmp_path: Path, through: str
 ) -> None:
-    from tests.conftest import redis_db, redis_url
-
-    async with redis_db(redis_url(9)):
-        env = serve_env(redis_url(9), CLOCKWALL_SECRET_KEY=SECRET)
-        server = await AppProcess(env, tmp_path / "serve.log").start()
+    async with redis_db(redis_url(dbs.SNAPSHOT_CACHE)):
+        env = serve_env(redis_url(dbs.SNAPSHOT_CACHE), CLOCKWALL_SECRET_KEY=SECRET)
+        server = await AppProcess(env, tmp_path / "serve.log").astart()
         try:
             async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as http:
                 await seed_a_year(http)
@@ -213,4 +213,4 @@ async def test_a_thousand_distinct_year_long_ranges_leave_the_server_memory_boun
                 print(f"{through}: RSS grew {grown_mib:.1f} MiB over 1,000 distinct ranges")
                 assert grown_mib <= 50, f"RSS grew {grown_mib:.1f} MiB"
         finally:
-            await server.stop()
+            await server.astop()

@@ -1,4 +1,4 @@
-"""GET /events over a real socket (uvicorn in the test's loop) against a real Redis (database 10):
+"""GET /events over a real socket (uvicorn in the test's loop) against a real Redis (dbs.SSE):
 snapshot then changes, resume by Last-Event-ID, trimmed history, slow clients, shutdown,
 heartbeats, headers, a store outage and two app processes sharing one Redis.
 """
@@ -6,7 +6,6 @@ heartbeats, headers, a store outage and two app processes sharing one Redis.
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,13 +16,14 @@ import pytest
 from redis.asyncio import Redis
 
 from app import keys
+from app.child_server import free_port
 from app.main import create_app
 from app.stream import next_read_at
-from tests.conftest import TOKEN, WS, make_settings, redis_db, redis_url
-from tests.fault_helpers import wait_until
+from tests import dbs
+from tests.conftest import TOKEN, WS, make_settings, redis_db, redis_url, wait_until
 from tests.sse_client import WAIT_S, AppServer, SSEClient, SSEMessage, stalled_connection
 
-DB = 10
+DB = dbs.SSE
 CHANGES = keys.changes(WS)
 
 
@@ -270,15 +270,9 @@ async def test_headers_disable_buffering_and_compression(r10: Redis) -> None:
 
 
 # (h) -----------------------------------------------------------------------------------------
-def closed_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])  # nothing listens once the socket is closed
-
-
 @pytest.mark.parametrize("resume", [False, True])
 async def test_new_stream_while_redis_is_down_says_so_and_ends(resume: bool) -> None:
-    app = app_for(redis_url=f"redis://127.0.0.1:{closed_port()}/0")
+    app = app_for(redis_url=f"redis://127.0.0.1:{free_port()}/0")
     headers = {"Last-Event-ID": "1700000000000-0"} if resume else {}
     async with (
         AppServer(app) as server,

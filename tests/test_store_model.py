@@ -17,6 +17,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import orjson
+import pytest
 from hypothesis import event as event_note
 from hypothesis import settings
 from hypothesis import strategies as st
@@ -31,6 +32,7 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.main import create_app
+from tests import dbs
 from tests.conftest import WS, FixedClock, make_settings, redis_url
 from tests.payloads import (
     ANA,
@@ -335,7 +337,7 @@ class StoreMachine(RuleBasedStateMachine):
         super().__init__()
         self.loop = asyncio.new_event_loop()
         self.clock = FixedClock(START_CLOCK)
-        self.redis = Redis.from_url(redis_url(14))
+        self.redis = Redis.from_url(redis_url(dbs.CORE))
         self.run(self.redis.flushdb())
         self.app = create_app(make_settings(), redis=self.redis, clock=self.clock)
         self.http = client_for(self.app)
@@ -550,7 +552,7 @@ class StoreMachine(RuleBasedStateMachine):
 
 # On top of the loaded profile ("ci": derandomized); each example runs up to 25 deliveries.
 StoreMachine.TestCase.settings = settings(max_examples=40, stateful_step_count=25)
-TestStoreModel = StoreMachine.TestCase
+TestStoreModel = pytest.mark.slow(StoreMachine.TestCase)
 
 
 def test_model_matches_a_hand_worked_example() -> None:

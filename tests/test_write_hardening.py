@@ -32,6 +32,7 @@ from app.models import PayloadError, parse_time_entry
 from app.pipe import ScriptPipe
 from app.store import ApplyError, TotalsStore, contribution
 from app.webhooks import KNOWN_EVENTS
+from tests import dbs
 from tests.browser import LiveServer
 from tests.conftest import TOKEN, WS, FixedClock, make_settings, redis_url
 from tests.payloads import (
@@ -450,7 +451,7 @@ async def test_a_body_that_trickles_in_for_ever_is_answered_408(
 
 @pytest.fixture
 def live_server() -> Iterator[LiveServer]:
-    settings = make_settings(redis_url=redis_url(14), webhook_body_timeout_s=0.2)
+    settings = make_settings(redis_url=redis_url(dbs.CORE), webhook_body_timeout_s=0.2)
     server = LiveServer(lambda: create_app(settings))
     server.start()
     yield server
