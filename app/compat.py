@@ -23,7 +23,15 @@ from app.errors import error_body
 
 HTTPTOOLS_MODULE = "uvicorn.protocols.http.httptools_impl"
 # What writable_transport reads from httptools' RequestResponseCycle (the `__self__` of `send`).
-CYCLE_FIELDS = ("transport", "chunked_encoding", "disconnected", "response_complete")
+CYCLE_FIELDS = (
+    "transport",
+    "chunked_encoding",
+    "disconnected",
+    "response_complete",
+    # body_is_in: the receive side (`message_event` is an asyncio.Event)
+    "more_body",
+    "message_event",
+)
 # What the hub calls on that transport (asyncio's or uvloop's, which is no asyncio.Transport).
 TRANSPORT_METHODS = ("write", "is_closing", "get_write_buffer_size", "abort")
 # The HttpToolsProtocol hooks HeaderDeadlineProtocol extends, and the fields it uses.
@@ -50,6 +58,17 @@ def writable_transport(raw_send: Any) -> Any:
     ):
         return None
     return transport
+
+
+def body_is_in(receive: Any) -> bool:
+    """True when uvicorn's httptools protocol already holds the request's whole body, so the
+    next `receive()` returns all of it without waiting: a reader needs no deadline for it.
+    Anything else (h11, another server, a test transport) is False: read with a deadline."""
+    cycle = getattr(receive, "__self__", None)
+    if type(cycle).__module__ != HTTPTOOLS_MODULE:
+        return False
+    event = getattr(cycle, "message_event", None)
+    return getattr(cycle, "more_body", True) is False and event is not None and event.is_set()
 
 
 # Headers -----------------------------------------------------------------------------------

@@ -26,6 +26,7 @@ from starlette.types import Receive, Scope, Send
 from app import compat
 from app.child_server import ROOT
 from app.compat import ClockwallServer, HeaderDeadlineProtocol, header_deadline_protocol
+from tests.conftest import wait_until
 from tests.sse_client import WAIT_S, AppServer
 
 
@@ -132,6 +133,51 @@ async def test_writable_transport_finds_the_connection_under_httptools_only(http
     assert seen["transport"] is not None, (
         f"{lib('uvicorn')}: writable_transport no longer finds the connection of a chunked "
         "response (live screens would stop being written directly)"
+    )
+
+
+def _app_reporting_body_is_in(seen: list[bool]) -> Any:
+    """An ASGI app that notes, before reading, whether body_is_in says the body is all there."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        seen.append(compat.body_is_in(receive))
+        while (await receive()).get("more_body"):
+            pass
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    return app
+
+
+@pytest.mark.parametrize("http", ["httptools", "h11"])
+async def test_body_is_in_only_where_httptools_already_holds_the_whole_body(http: str) -> None:
+    """The webhook reads a body that came with its headers without arming a deadline; one still
+    on its way (or any other server) must be read with one."""
+    seen: list[bool] = []
+    async with serving(_app_reporting_body_is_in(seen), http) as (_, port):
+        head = "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nConnection: close\r\n\r\n"
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head.encode() + b"body")  # whole, in one write
+        assert b"ok" in await asyncio.wait_for(reader.read(), WAIT_S)
+        writer.close()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(head.encode())  # the headers now, the body once the app is reading
+
+        async def reading() -> bool:
+            return len(seen) == 2
+
+        await wait_until(reading, WAIT_S, "the app to start reading the body")
+        writer.write(b"body")
+        assert b"ok" in await asyncio.wait_for(reader.read(), WAIT_S)
+        writer.close()
+    if http == "h11":
+        assert seen == [False, False]
+        return
+    assert seen == [True, False], (
+        f"{lib('uvicorn')}: body_is_in no longer sees a body that came with its headers "
+        "(RequestResponseCycle's more_body / message_event changed)"
     )
 
 
