@@ -277,7 +277,7 @@ class WebhookEndpoint:
         return json_answer({"outcome": "ignored", "event": event})
 
     async def _read_body(self, receive: Receive, event_label: str, limit: int) -> bytes:
-        body = b""
+        body: bytes = b""
         while True:
             message = await receive()
             if message["type"] != "http.request":  # http.disconnect
