@@ -1,5 +1,5 @@
 """`clockwall demo`: the whole product with nothing installed. The embedded store, a simulated
-Clockify (app/simulator.py) in its own thread and event loop, like the remote service it stands
+Clockify (app/sim/) in its own thread and event loop, like the remote service it stands
 for, with a team that starts, stops, edits and deletes entries through real signed webhooks,
 and a week of history that clockwall backfills through the API.
 """
@@ -20,7 +20,7 @@ from app.child_server import free_port
 from app.config import Secret, Settings, WebhookToken
 from app.main import create_app
 from app.runtime import SHUTDOWN_GRACE_S, run_server, tune_gc
-from app.simulator import SimulatedWorkspace, WebhookSender, create_simulator_app
+from app.sim import SimulatedWorkspace, WebhookSender, create_simulator_app
 
 log = logging.getLogger(__name__)
 

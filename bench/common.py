@@ -23,7 +23,7 @@ import orjson
 import redis
 
 from app.child_server import ChildServer
-from app.simulator import format_duration as iso_duration  # one formatter for all
+from app.sim import format_duration as iso_duration  # one formatter for all
 from tests.dbs import BENCH
 
 REDIS_BASE = os.environ.get("CLOCKWALL_BENCH_REDIS", "redis://127.0.0.1:6379").rstrip("/")

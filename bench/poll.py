@@ -1,7 +1,7 @@
 """Poller cost: Clockify API requests per poll cycle and per simulated hour, for workspaces of
 10, 100 and 1,000 users on the Free plan (30 requests per rolling hour) and on a paid plan.
 
-The fake Clockify (app/simulator.py) serves on a loopback port; one fake clock drives it, the
+The fake Clockify (app/sim/) serves on a loopback port; one fake clock drives it, the
 request budget, the store and the poller, so simulated hours take a second or two. Redis at
 127.0.0.1:6379 (`CLOCKWALL_BENCH_REDIS`), database 13, flushed before each workspace.
 
@@ -30,8 +30,8 @@ from app.clockify import ClockifyClient
 from app.config import Secret
 from app.metrics import Metrics
 from app.poller import Poller
-from app.simulator import ManualClock, SimulatedWorkspace
-from app.simulator_server import run_simulator
+from app.sim import ManualClock, SimulatedWorkspace
+from app.sim.server import run_simulator
 from app.store import TotalsStore
 from bench.common import REDIS_URL, print_table, row
 

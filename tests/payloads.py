@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import orjson
 
-from app.simulator import format_duration as iso_duration  # one formatter for all
+from app.sim import format_duration as iso_duration  # one formatter for all
 from tests.conftest import TOKEN, WS
 
 WEBHOOK_PATH = "/webhooks/clockify"

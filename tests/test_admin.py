@@ -1,13 +1,13 @@
-"""`clockwall setup` and `clockwall check` against the fake Clockify on a loopback port and a
-real Redis (dbs.ADMIN): the webhooks each plan gets, idempotent reruns, the Free limit, every
-check line, and the CLI's exit codes and output (never the API key)."""
+"""`clockwall setup` and `clockwall check` against the fake Clockify (through
+httpx.ASGITransport; on a loopback port for the CLI) and a real Redis (dbs.ADMIN): the webhooks
+each plan gets, idempotent reruns, the Free limit, every check line, and the CLI's exit codes
+and output (never the API key)."""
 
 from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Iterator
 
-import httpx
 import pytest
 from redis.asyncio import Redis
 
@@ -21,10 +21,11 @@ from app.admin import (
 )
 from app.cli import main
 from app.config import Secret, Settings, WebhookToken
-from app.simulator import SimulatedWorkspace
-from app.simulator_server import run_simulator, run_simulator_in_thread
+from app.sim import SimulatedWorkspace
+from app.sim.server import run_simulator_in_thread
 from tests import dbs
 from tests.conftest import redis_db, redis_url
+from tests.simulator_server import SIM_URL, open_sim_http
 
 DB = dbs.ADMIN
 PUBLIC_URL = "https://wall.example.com"
@@ -62,8 +63,8 @@ async def test_setup_creates_the_plans_webhooks_once(
     redis8: Redis, plan: str, wanted: tuple[str, ...]
 ) -> None:
     sim = workspace(plan)
-    async with run_simulator(sim) as url, httpx.AsyncClient() as http:
-        client = open_client(settings_for(sim, url), http, redis8)
+    async with open_sim_http(sim) as http:
+        client = open_client(settings_for(sim, SIM_URL), http, redis8)
         first = await run_setup(client, sim.id, PUBLIC_URL)
         second = await run_setup(client, sim.id, PUBLIC_URL + "/")
     assert first.plan == plan
@@ -89,8 +90,8 @@ def test_free_events_are_the_three_that_matter_most() -> None:
 async def test_setup_refuses_to_exceed_the_free_limit(redis8: Redis) -> None:
     sim = workspace("FREE")
     sim.add_webhook("https://zapier.example/hook", "NEW_PROJECT")
-    async with run_simulator(sim) as url, httpx.AsyncClient() as http:
-        client = open_client(settings_for(sim, url), http, redis8)
+    async with open_sim_http(sim) as http:
+        client = open_client(settings_for(sim, SIM_URL), http, redis8)
         with pytest.raises(SetupError) as caught:
             await run_setup(client, sim.id, PUBLIC_URL)
     message = str(caught.value)
@@ -103,9 +104,9 @@ async def test_setup_refuses_to_exceed_the_free_limit(redis8: Redis) -> None:
 async def test_setup_completes_a_partial_free_setup(redis8: Redis) -> None:
     sim = workspace("FREE")
     existing = sim.add_webhook(HOOK_URL, "TIMER_STOPPED")
-    async with run_simulator(sim) as url, httpx.AsyncClient() as http:
+    async with open_sim_http(sim) as http:
         result = await run_setup(
-            open_client(settings_for(sim, url), http, redis8), sim.id, PUBLIC_URL
+            open_client(settings_for(sim, SIM_URL), http, redis8), sim.id, PUBLIC_URL
         )
     assert result.created == ["NEW_TIMER_STARTED", "TIME_ENTRY_UPDATED"]
     assert result.reused == ["TIMER_STOPPED"]
@@ -114,8 +115,8 @@ async def test_setup_completes_a_partial_free_setup(redis8: Redis) -> None:
 
 async def test_setup_rejects_a_non_url(redis8: Redis) -> None:
     sim = workspace("FREE")
-    async with run_simulator(sim) as url, httpx.AsyncClient() as http:
-        client = open_client(settings_for(sim, url), http, redis8)
+    async with open_sim_http(sim) as http:
+        client = open_client(settings_for(sim, SIM_URL), http, redis8)
         with pytest.raises(SetupError, match="is not a URL"):
             await run_setup(client, sim.id, "wall.example.com")
     assert sim.requests == []
@@ -124,12 +125,12 @@ async def test_setup_rejects_a_non_url(redis8: Redis) -> None:
 # check --------------------------------------------------------------------------------------
 async def test_check_all_ok_after_setup(redis8: Redis) -> None:
     sim = workspace("FREE")
-    async with run_simulator(sim) as url, httpx.AsyncClient() as http:
+    async with open_sim_http(sim) as http:
         result = await run_setup(
-            open_client(settings_for(sim, url), http, redis8), sim.id, PUBLIC_URL
+            open_client(settings_for(sim, SIM_URL), http, redis8), sim.id, PUBLIC_URL
         )
         tokens = tuple(WebhookToken(Secret(t)) for t in result.tokens)
-        lines = await run_check(settings_for(sim, url, webhook_tokens=tokens), http, redis8)
+        lines = await run_check(settings_for(sim, SIM_URL, webhook_tokens=tokens), http, redis8)
     assert [line.what for line in lines] == [
         "configuration",
         "redis",
@@ -153,8 +154,8 @@ async def test_check_all_ok_after_setup(redis8: Redis) -> None:
 
 async def test_check_wrong_api_key(redis8: Redis) -> None:
     sim = workspace("FREE")
-    async with run_simulator(sim) as url, httpx.AsyncClient() as http:
-        settings = settings_for(sim, url, api_key=Secret("not-the-key-12345"))
+    async with open_sim_http(sim) as http:
+        settings = settings_for(sim, SIM_URL, api_key=Secret("not-the-key-12345"))
         lines = await run_check(settings, http, redis8)
     failed = [line for line in lines if not line.ok]
     assert [line.what for line in failed] == ["clockify api"]
@@ -166,8 +167,8 @@ async def test_check_unreachable_redis() -> None:
     sim = workspace("FREE")
     dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=0.5)
     try:
-        async with run_simulator(sim) as url, httpx.AsyncClient() as http:
-            lines = await run_check(settings_for(sim, url), http, dead)
+        async with open_sim_http(sim) as http:
+            lines = await run_check(settings_for(sim, SIM_URL), http, dead)
     finally:
         await dead.aclose()
     by_what = {line.what: line for line in lines}
@@ -178,8 +179,8 @@ async def test_check_unreachable_redis() -> None:
 
 async def test_check_without_tokens(redis8: Redis) -> None:
     sim = workspace("FREE")
-    async with run_simulator(sim) as url, httpx.AsyncClient() as http:
-        hybrid = await run_check(settings_for(sim, url, mode="hybrid"), http, redis8)
+    async with open_sim_http(sim) as http:
+        hybrid = await run_check(settings_for(sim, SIM_URL, mode="hybrid"), http, redis8)
         webhook_only = await run_check(
             Settings(redis_url=redis_url(DB), workspace_ids=(sim.id,), mode="webhook"),
             http,
@@ -194,8 +195,8 @@ async def test_check_without_tokens(redis8: Redis) -> None:
 
 async def test_check_poll_mode_needs_no_tokens(redis8: Redis) -> None:
     sim = workspace("PRO_2021")
-    async with run_simulator(sim) as url, httpx.AsyncClient() as http:
-        lines = await run_check(settings_for(sim, url, mode="poll"), http, redis8)
+    async with open_sim_http(sim) as http:
+        lines = await run_check(settings_for(sim, SIM_URL, mode="poll"), http, redis8)
     assert all(line.ok for line in lines), lines
     assert any("of 36000 requests left" in line.detail for line in lines)
 

@@ -14,10 +14,10 @@ from app import keys
 from app.budget import PAID_PLAN_PER_HOUR, RequestBudget, budget_for_plan
 from app.clockify import BudgetExhaustedError, ClockifyClient
 from app.config import Secret
-from app.simulator import ManualClock, SimulatedWorkspace
-from app.simulator_server import run_simulator
+from app.sim import ManualClock, SimulatedWorkspace
 from tests import dbs
 from tests.conftest import redis_db, redis_url
+from tests.simulator_server import SIM_API_URL, open_sim_http
 
 WS = "5f0e1a2b3c4d5e6f7a8b9c0d"
 HOUR_S = 3600.0
@@ -135,8 +135,8 @@ async def test_client_never_trips_the_free_plan_limit(redis15: Redis) -> None:
     sim = SimulatedWorkspace(plan="FREE", clock=clock, rng=random.Random(4))
     sim.seed_demo_team(rng=random.Random(5))
     budget = RequestBudget(redis15, sim.id, budget_for_plan("FREE", None), clock=clock)
-    async with run_simulator(sim) as url:
-        client = ClockifyClient(Secret(sim.api_key), budget=budget, api_url=f"{url}/api/v1")
+    async with open_sim_http(sim) as http:
+        client = ClockifyClient(Secret(sim.api_key), budget=budget, api_url=SIM_API_URL, http=http)
         async with client:
             calls = 0
             with pytest.raises(BudgetExhaustedError):

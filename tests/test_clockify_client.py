@@ -1,5 +1,6 @@
-"""ClockifyClient against the fake Clockify on a real loopback port: paging, retries, budget,
-typed errors, and the shapes each method returns."""
+"""ClockifyClient against the fake Clockify (through httpx.ASGITransport; on a loopback port
+where a timeout is tested): paging, retries, budget, typed errors, and the shapes each method
+returns."""
 
 from __future__ import annotations
 
@@ -26,12 +27,13 @@ from app.clockify import (
     UpstreamError,
 )
 from app.config import Secret
-from app.simulator import ManualClock, SimulatedWorkspace
-from app.simulator_server import run_simulator
+from app.sim import ManualClock, SimulatedWorkspace
 from tests import simulator_server
+from tests.simulator_server import SIM_API_URL, SIM_REPORTS_URL, SIM_URL, open_sim_http
 
 sim_clock = simulator_server.sim_clock
 sim = simulator_server.sim
+sim_http = simulator_server.sim_http
 sim_url = simulator_server.sim_url
 
 WRONG_KEY = "wrong-key-that-must-never-leak-42"
@@ -66,14 +68,18 @@ MakeClient = Callable[..., ClockifyClient]
 
 
 @pytest.fixture
-def make_client(sim_url: str, sim: SimulatedWorkspace, sleeps: RecordedSleeps) -> MakeClient:
-    """Clients for the simulator; use them as `async with make_client(...) as client`."""
+def make_client(
+    sim_http: httpx.AsyncClient, sim: SimulatedWorkspace, sleeps: RecordedSleeps
+) -> MakeClient:
+    """Clients for the simulator (in this event loop, no port); use them as
+    `async with make_client(...) as client`."""
 
     def factory(**overrides: object) -> ClockifyClient:
         values: dict[str, object] = {
             "budget": UnlimitedBudget(),
-            "api_url": f"{sim_url}/api/v1",
-            "reports_url": f"{sim_url}/reports/v1",
+            "api_url": SIM_API_URL,
+            "reports_url": SIM_REPORTS_URL,
+            "http": sim_http,
             "sleep": sleeps,
             "rng": random.Random(3),
             "timeout_s": 5.0,
@@ -300,14 +306,17 @@ async def test_5xx_is_not_retried_when_creating_a_webhook(
 async def test_timeout_is_an_upstream_error_and_retried(
     make_client: MakeClient,
     sim: SimulatedWorkspace,
+    sim_url: str,
     sleeps: RecordedSleeps,
 ) -> None:
+    # On a real port: httpx.ASGITransport enforces no timeout.
+    on_port = {"api_url": f"{sim_url}/api/v1", "http": None}
     sim.delay_next(1, 0.3)
-    async with make_client(timeout_s=0.05, max_retries=0) as client:
+    async with make_client(timeout_s=0.05, max_retries=0, **on_port) as client:
         with pytest.raises(UpstreamError, match="timed out"):
             await client.get_user()
     sim.delay_next(1, 0.3)
-    async with make_client(timeout_s=0.05, max_retries=1) as client:
+    async with make_client(timeout_s=0.05, max_retries=1, **on_port) as client:
         assert (await client.get_user())["id"] == sim.owner_id
     assert len(sleeps.calls) == 1
 
@@ -430,11 +439,13 @@ async def test_webhook_calls(make_client: MakeClient, sim: SimulatedWorkspace) -
 async def test_free_plan_webhook_limit_is_a_bad_request(sleeps: RecordedSleeps) -> None:
     sim_free = SimulatedWorkspace(plan="FREE", clock=ManualClock(), rng=random.Random(5))
     sim_free.add_user("Owner")
-    async with run_simulator(sim_free) as url:
+    url = SIM_URL
+    async with open_sim_http(sim_free) as http:
         client = ClockifyClient(
             Secret(sim_free.api_key),
             budget=UnlimitedBudget(),
-            api_url=f"{url}/api/v1",
+            api_url=SIM_API_URL,
+            http=http,
             sleep=sleeps,
         )
         async with client:

@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 import pytest
 
-from app.simulator import SimulatedWorkspace
-from app.simulator_server import run_simulator
+from app.sim import SimulatedWorkspace
+from app.sim.server import run_simulator
 from app.stream import parse_stream_id
 from tests import dbs
 from tests.conftest import redis_db, redis_url, wait_until

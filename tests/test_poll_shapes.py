@@ -28,7 +28,7 @@ from app.main import create_app
 from app.metrics import Metrics
 from app.models import Rate, parse_time_entry
 from app.poller import Poller, Schedule
-from app.simulator import (
+from app.sim import (
     NEW_TIME_ENTRY,
     ManualClock,
     SimEntry,

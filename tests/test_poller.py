@@ -1,4 +1,5 @@
-"""The poller against the fake Clockify on a loopback port and a real Redis (dbs.POLLER).
+"""The poller against the fake Clockify (through httpx.ASGITransport, or on a loopback port where
+a test needs a socket) and a real Redis (dbs.POLLER).
 
 One fake clock drives everything: the simulator, the request budget, the store and the poller
 (whose sleeps move it instead of waiting), so simulated hours and days run in a second or two.
@@ -27,7 +28,7 @@ from app.config import Secret, Settings, WebhookToken
 from app.main import create_app
 from app.metrics import Metrics
 from app.poller import Poller, Schedule
-from app.simulator import (
+from app.sim import (
     NEW_TIMER_STARTED,
     TIME_ENTRY_EVENTS,
     TIME_ENTRY_UPDATED,
@@ -37,11 +38,12 @@ from app.simulator import (
     SimulatedWorkspace,
     WebhookSender,
 )
-from app.simulator_server import run_simulator
+from app.sim.server import run_simulator
 from app.store import TotalsStore
 from tests import dbs
 from tests.conftest import redis_db, redis_url
 from tests.payloads import AppClient
+from tests.simulator_server import SIM_URL, open_sim_http
 
 DB = dbs.POLLER
 HOUR_S = 3600.0
@@ -121,8 +123,11 @@ async def open_rig(
     zone: str = "UTC",
     store: TotalsStore | None = None,
     clock: ManualClock | None = None,
+    on_port: bool = False,
     **options: Any,
 ) -> AsyncIterator[Rig]:
+    """The rig; the simulator answers in this event loop, or on a loopback port (`on_port`)
+    where a test needs a socket: a timeout (httpx.ASGITransport enforces none), a crash."""
     clock = clock or ManualClock()
     sim = SimulatedWorkspace(plan=plan, clock=clock, rng=random.Random(1))
     sim.seed_demo_team(users, rng=random.Random(2), days=history_days)
@@ -131,7 +136,13 @@ async def open_rig(
             redis, ZoneInfo(zone), clock=lambda: datetime.fromtimestamp(clock(), UTC)
         )
     per_hour = FREE_BUDGET if plan == "FREE" else 36_000
-    async with run_simulator(sim) as url, httpx.AsyncClient() as http:
+    async with contextlib.AsyncExitStack() as stack:
+        if on_port:
+            url = await stack.enter_async_context(run_simulator(sim))
+            http = await stack.enter_async_context(httpx.AsyncClient())
+        else:
+            url = SIM_URL
+            http = await stack.enter_async_context(open_sim_http(sim))
         yield Rig(clock, sim, url, redis, store, http, per_hour, **options)
 
 
@@ -481,7 +492,7 @@ async def test_5xx_is_reported_and_recovers(redis8: Redis) -> None:
 
 async def test_timeouts_are_reported_and_recover(redis8: Redis) -> None:
     # The simulator answers late in real time; the client gives up after 50 ms.
-    async with open_rig(redis8, timeout_s=0.05, max_retries=1) as rig:
+    async with open_rig(redis8, timeout_s=0.05, max_retries=1, on_port=True) as rig:
         rig.sim.sleep = asyncio.sleep
         poller = await _fault_storm(rig, lambda sim: sim.delay_next(2, 0.3))
     assert poller.state.last_error is None
@@ -523,7 +534,8 @@ class RequestCounter:
 
 async def test_two_pollers_one_leader_and_failover(redis8: Redis) -> None:
     ttl_s = 0.5
-    async with open_rig(redis8, lease_ttl_s=ttl_s) as rig:
+    # On a port: the crash below cancels a poller mid-request, as a dying process would.
+    async with open_rig(redis8, lease_ttl_s=ttl_s, on_port=True) as rig:
         counters = [RequestCounter(), RequestCounter()]
         https = [httpx.AsyncClient(event_hooks={"request": [c]}) for c in counters]
         pollers = [rig.poller(http=h) for h in https]

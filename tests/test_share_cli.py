@@ -19,8 +19,8 @@ from app.cli import main
 from app.config import Secret
 from app.main import create_app
 from app.share import ShareScope, verify_token
-from app.simulator import SimulatedWorkspace
-from app.simulator_server import run_simulator_in_thread
+from app.sim import SimulatedWorkspace
+from app.sim.server import run_simulator_in_thread
 from tests import dbs
 from tests.conftest import WS, FixedClock, make_settings, redis_url
 from tests.payloads import (

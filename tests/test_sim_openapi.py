@@ -21,7 +21,7 @@ import httpx
 import pytest
 import yaml
 
-from app.simulator import (
+from app.sim import (
     ManualClock,
     SimulatedWorkspace,
     create_simulator_app,

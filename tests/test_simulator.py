@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import random
 import re
+import tomllib
 from collections.abc import AsyncIterator
 from datetime import timedelta
 from typing import Any
@@ -16,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from app.child_server import free_port
+from app.child_server import ROOT, free_port
 from app.models import parse_time_entry
-from app.simulator import (
+from app.sim import (
     NEW_TIME_ENTRY,
     NEW_TIMER_STARTED,
     TIME_ENTRY_DELETED,
@@ -32,8 +33,9 @@ from app.simulator import (
     WebhookSender,
     format_duration,
 )
-from app.simulator_server import run_simulator, run_simulator_in_thread, serve_app
+from app.sim.server import run_simulator_in_thread, serve_app
 from tests import simulator_server
+from tests.simulator_server import SIM_REPORTS_URL, open_sim_http
 
 sim_clock = simulator_server.sim_clock
 sim = simulator_server.sim
@@ -86,8 +88,8 @@ def headers_for(sim: SimulatedWorkspace, key: str | None = None) -> dict[str, st
 
 
 # API rules ----------------------------------------------------------------------------------
-async def test_missing_or_wrong_key_is_401(sim: SimulatedWorkspace, sim_url: str) -> None:
-    async with httpx.AsyncClient(base_url=f"{sim_url}/api/v1") as http:
+async def test_missing_or_wrong_key_is_401(sim: SimulatedWorkspace) -> None:
+    async with open_sim_http(sim) as http:
         missing = await http.get("/user")
         wrong = await http.get("/user", headers=headers_for(sim, "nope"))
         right = await http.get("/user", headers=headers_for(sim))
@@ -103,7 +105,7 @@ async def test_free_plan_allows_30_requests_per_rolling_hour() -> None:
     free = SimulatedWorkspace(plan="FREE", clock=clock, rng=random.Random(3))
     free.add_user("Owner")
     free.send_retry_after = True
-    async with run_simulator(free) as url, httpx.AsyncClient(base_url=f"{url}/api/v1") as http:
+    async with open_sim_http(free) as http:
         statuses = []
         for _ in range(31):
             statuses.append((await http.get("/user", headers=headers_for(free))).status_code)
@@ -119,8 +121,8 @@ async def test_free_plan_allows_30_requests_per_rolling_hour() -> None:
     assert free.count("user", status=429) == 1
 
 
-async def test_paging_and_last_page_header(sim: SimulatedWorkspace, sim_url: str) -> None:
-    async with httpx.AsyncClient(base_url=f"{sim_url}/api/v1", headers=headers_for(sim)) as http:
+async def test_paging_and_last_page_header(sim: SimulatedWorkspace) -> None:
+    async with open_sim_http(sim, headers=headers_for(sim)) as http:
         pages = [
             await http.get(f"/workspaces/{sim.id}/users", params={"page": n, "page-size": 5})
             for n in (1, 2, 3)
@@ -138,10 +140,7 @@ async def test_in_progress_defaults_to_ten_and_caps_at_1000(sim_clock: ManualClo
     users = [team.add_user(f"Person {i}") for i in range(12)]
     for user in users:
         team.start_timer(user, description="busy")
-    async with (
-        run_simulator(team) as url,
-        httpx.AsyncClient(base_url=f"{url}/api/v1", headers=headers_for(team)) as http,
-    ):
+    async with open_sim_http(team, headers=headers_for(team)) as http:
         path = f"/workspaces/{team.id}/time-entries/status/in-progress"
         first = await http.get(path)
         everything = await http.get(path, params={"page-size": 1000})
@@ -151,11 +150,11 @@ async def test_in_progress_defaults_to_ten_and_caps_at_1000(sim_clock: ManualClo
     assert too_big.status_code == 400
 
 
-async def test_user_entries_filters(sim: SimulatedWorkspace, sim_url: str) -> None:
+async def test_user_entries_filters(sim: SimulatedWorkspace) -> None:
     user_id = next(e.user_id for e in sim.running_entries())
     now = sim.now()
     base = f"/workspaces/{sim.id}/user/{user_id}/time-entries"
-    async with httpx.AsyncClient(base_url=f"{sim_url}/api/v1", headers=headers_for(sim)) as http:
+    async with open_sim_http(sim, headers=headers_for(sim)) as http:
         window = await http.get(
             base,
             params={
@@ -177,7 +176,7 @@ async def test_user_entries_filters(sim: SimulatedWorkspace, sim_url: str) -> No
 
 
 async def test_entities_windows_and_deletion_delay(
-    sim: SimulatedWorkspace, sim_url: str, sim_clock: ManualClock
+    sim: SimulatedWorkspace, sim_clock: ManualClock
 ) -> None:
     since = sim.now()
     sim_clock.advance(5)
@@ -186,7 +185,7 @@ async def test_entities_windows_and_deletion_delay(
     sim.delete_entry(entry.id)
     fmt = "%Y-%m-%dT%H:%M:%SZ"
     base = f"/workspaces/{sim.id}/entities"
-    async with httpx.AsyncClient(base_url=f"{sim_url}/api/v1", headers=headers_for(sim)) as http:
+    async with open_sim_http(sim, headers=headers_for(sim)) as http:
 
         async def ask(which: str, **extra: str) -> httpx.Response:
             params = {"type": "TIME_ENTRY", "start": since.strftime(fmt), **extra}
@@ -207,15 +206,15 @@ async def test_entities_windows_and_deletion_delay(
     assert updated.json() == []  # deleted entries no longer count as updated
 
 
-async def test_detailed_report(sim: SimulatedWorkspace, sim_url: str) -> None:
+async def test_detailed_report(sim: SimulatedWorkspace) -> None:
     now = sim.now()
     body = {
         "dateRangeStart": (now - timedelta(days=30)).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
         "dateRangeEnd": now.strftime("%Y-%m-%dT%H:%M:%S.000Z"),
         "detailedFilter": {"page": 1, "pageSize": 1000},
     }
-    url = f"{sim_url}/reports/v1/workspaces/{sim.id}/reports/detailed"
-    async with httpx.AsyncClient(headers=headers_for(sim)) as http:
+    url = f"{SIM_REPORTS_URL}/workspaces/{sim.id}/reports/detailed"
+    async with open_sim_http(sim, headers=headers_for(sim)) as http:
         report = (await http.post(url, json=body)).json()
         missing = await http.post(url, json={"dateRangeStart": body["dateRangeStart"]})
     rows = report["timeentries"]
@@ -238,19 +237,19 @@ async def test_free_report_range_is_capped_at_31_days() -> None:
         "dateRangeEnd": now.isoformat(),
         "detailedFilter": {"page": 1, "pageSize": 50},
     }
-    async with run_simulator(free) as url, httpx.AsyncClient() as http:
+    async with open_sim_http(free) as http:
         answer = await http.post(
-            f"{url}/reports/v1/workspaces/{free.id}/reports/detailed",
+            f"{SIM_REPORTS_URL}/workspaces/{free.id}/reports/detailed",
             json=body,
             headers=headers_for(free),
         )
     assert answer.status_code == 400 and "31 days" in answer.json()["message"]
 
 
-async def test_faults_and_request_log(sim: SimulatedWorkspace, sim_url: str) -> None:
+async def test_faults_and_request_log(sim: SimulatedWorkspace) -> None:
     sim.fail_next(1, 502, path_contains="/tags")
     sim.malformed_next(1, path_contains="/clients")
-    async with httpx.AsyncClient(base_url=f"{sim_url}/api/v1", headers=headers_for(sim)) as http:
+    async with open_sim_http(sim, headers=headers_for(sim)) as http:
         user = await http.get("/user")  # not matched by the faults
         tags = await http.get(f"/workspaces/{sim.id}/tags")
         clients = await http.get(f"/workspaces/{sim.id}/clients")
@@ -263,6 +262,15 @@ async def test_faults_and_request_log(sim: SimulatedWorkspace, sim_url: str) -> 
     assert sim.count("tags") == 2 and sim.count("tags", status=502) == 1
 
 
+async def test_run_simulator_serves_the_api_on_a_loopback_port(
+    sim: SimulatedWorkspace, sim_url: str
+) -> None:
+    assert sim_url.startswith("http://127.0.0.1:")
+    async with httpx.AsyncClient(base_url=f"{sim_url}/api/v1", headers=headers_for(sim)) as http:
+        answer = await http.get("/workspaces")
+    assert answer.json()[0]["id"] == sim.id
+
+
 def test_thread_server_for_synchronous_tests(sim: SimulatedWorkspace) -> None:
     with run_simulator_in_thread(sim) as url:
         answer = httpx.get(f"{url}/api/v1/workspaces", headers=headers_for(sim))
@@ -270,7 +278,7 @@ def test_thread_server_for_synchronous_tests(sim: SimulatedWorkspace) -> None:
 
 
 # Webhook management ----------------------------------------------------------------------------
-async def test_webhook_crud_over_http(sim: SimulatedWorkspace, sim_url: str) -> None:
+async def test_webhook_crud_over_http(sim: SimulatedWorkspace) -> None:
     base = f"/workspaces/{sim.id}/webhooks"
     create = {
         "name": "wall started",
@@ -279,7 +287,7 @@ async def test_webhook_crud_over_http(sim: SimulatedWorkspace, sim_url: str) -> 
         "triggerSourceType": "WORKSPACE_ID",
         "triggerSource": [],
     }
-    async with httpx.AsyncClient(base_url=f"{sim_url}/api/v1", headers=headers_for(sim)) as http:
+    async with open_sim_http(sim, headers=headers_for(sim)) as http:
         created = await http.post(base, json=create)
         hook = created.json()
         listed = (await http.get(base)).json()
@@ -510,3 +518,16 @@ async def test_unreachable_receiver_is_a_failed_delivery(hooked: SimulatedWorksp
     async with httpx.AsyncClient() as http:
         (result,) = await WebhookSender(http).send(deliveries(hooked, 1))
     assert result.outcome == "failed" and result.error == "ConnectError"
+
+
+# Packaging ----------------------------------------------------------------------------------
+def test_every_package_under_app_is_installed_with_it() -> None:
+    # setuptools lists packages by name: a subpackage left out (app.sim) is missing from a
+    # non-editable install, and `clockwall demo` fails there on import.
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    listed = set(config["tool"]["setuptools"]["packages"])
+    found = {
+        ".".join(init.parent.relative_to(ROOT).parts)
+        for init in (ROOT / "app").rglob("__init__.py")
+    }
+    assert "app.sim" in found and found <= listed, f"add {sorted(found - listed)} to packages"

@@ -31,20 +31,21 @@ from app.config import Secret, Settings, WebhookToken
 from app.main import Service, create_app
 from app.metrics import Metrics
 from app.poller import Poller
-from app.simulator import (
+from app.sim import (
     ManualClock,
     SimEntry,
     SimulatedWorkspace,
     SimWebhook,
     WebhookSender,
 )
-from app.simulator_server import run_simulator, serve_app
+from app.sim.server import run_simulator, serve_app
 from app.store import TotalsStore
 from app.webhook_health import LOG_PAGE_SIZE, NO_WEBHOOK, WebhookWatch, read_health
 from tests import dbs
 from tests.conftest import make_settings, redis_url
 from tests.payloads import close_app
 from tests.processes import RedisProcess
+from tests.simulator_server import SIM_API_URL, SIM_REPORTS_URL, open_sim_http
 
 DB = dbs.CORE  # the conftest `redis` fixture's database
 HOOK_URL = "http://clockwall.test/webhooks/clockify"
@@ -144,14 +145,14 @@ async def test_check_prints_a_line_per_webhook_and_fails_on_a_disabled_one(
     hooks = [sim.add_webhook(HOOK_URL, event) for event in FREE_EVENTS]
     hooks[1].delivery_enabled = False
     tokens = tuple(WebhookToken(Secret(h.auth_token), sim.id) for h in hooks)
-    async with run_simulator(sim) as url, httpx.AsyncClient() as http:
+    async with open_sim_http(sim) as http:
         settings = Settings(
             redis_url=redis_url(DB),
             api_key=Secret(sim.api_key),
             workspace_ids=(sim.id,),
             webhook_tokens=tokens,
-            api_url=f"{url}/api/v1",
-            reports_url=f"{url}/reports/v1",
+            api_url=SIM_API_URL,
+            reports_url=SIM_REPORTS_URL,
         )
         lines = await run_check(settings, http, redis)
     by_what = {line.what: line for line in lines}
@@ -222,11 +223,9 @@ async def test_readyz_and_the_wall_status_show_webhook_problems_without_tokens(
 async def test_no_webhook_with_a_configured_token_is_a_problem_too(redis: Redis) -> None:
     sim = SimulatedWorkspace(plan="PRO_2021", rng=random.Random(6))
     sim.add_user("Olga Owner")
-    async with run_simulator(sim) as url, httpx.AsyncClient() as http:
+    async with open_sim_http(sim) as http:
         budget = RequestBudget(redis, sim.id, 1000)
-        client = ClockifyClient(
-            Secret(sim.api_key), budget=budget, api_url=f"{url}/api/v1", http=http
-        )
+        client = ClockifyClient(Secret(sim.api_key), budget=budget, api_url=SIM_API_URL, http=http)
         settings = Settings(
             workspace_ids=(sim.id,), webhook_tokens=(WebhookToken(Secret(SECRET_A)),)
         )
@@ -272,11 +271,11 @@ async def test_the_simulator_lists_failed_deliveries_as_the_logs_endpoint_does(
     assert stopped.delivery_enabled  # two failures, not three in a row
 
     start = datetime.fromtimestamp(clock() - 3600, UTC)
-    async with run_simulator(sim) as url, httpx.AsyncClient() as http:
+    async with open_sim_http(sim) as http:
         client = ClockifyClient(
             Secret(sim.api_key),
             budget=RequestBudget(redis, sim.id, 100, clock=clock),
-            api_url=f"{url}/api/v1",
+            api_url=SIM_API_URL,
             http=http,
         )
         failed = await client.webhook_logs(sim.id, stopped.id, start, sim.now())

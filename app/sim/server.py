@@ -20,7 +20,8 @@ from typing import Any
 
 import uvicorn
 
-from app.simulator import SimulatedWorkspace, create_simulator_app
+from app.sim.app import create_simulator_app
+from app.sim.state import SimulatedWorkspace
 
 
 class _Server(uvicorn.Server):
