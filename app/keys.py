@@ -86,3 +86,10 @@ def revoked_shares(ws: str) -> str:
     """Sorted set of revoked share-link ids scored by the link's expiry (epoch seconds, `inf`
     when unknown), so ids are dropped once the link would have expired anyway."""
     return f"{workspace_prefix(ws)}share:revoked"
+
+
+def project_tracked(ws: str) -> str:
+    """Hash project id -> seconds Clockify has tracked on the project over its life (its REST
+    `duration`), plus `readAt` (ISO instant); replaced whole each time the poller reads the
+    projects, so a deleted project leaves it."""
+    return f"{workspace_prefix(ws)}projects:tracked"

@@ -204,7 +204,8 @@ def parse_flat_rate(obj: dict[str, Any]) -> Rate | None:
 
 @dataclass(frozen=True)
 class Named:
-    """A user, project, client, task or tag as the wall shows it."""
+    """A user, project, client, task or tag as the wall shows it. A project also carries what
+    its progress is measured against: a time estimate or a money budget, each maybe resetting."""
 
     kind: str  # "user" | "project" | "client" | "tag" | "task"
     id: str
@@ -213,6 +214,16 @@ class Named:
     client_id: str | None = None
     estimate_s: int | None = None
     archived: bool = False
+    estimate_reset: str | None = None  # WEEKLY | MONTHLY | YEARLY; None: over the project's life
+    billable_only: bool = False  # the time estimate leaves non-billable time out
+    budget_minor: int | None = None  # a money budget instead of a time estimate
+    currency: str | None = None  # the project's currency, which its budget is in
+    # Clockify's total tracked on the project over its life (REST `duration`); never stored with
+    # the name, as a webhook's embedded project would overwrite the poller's fresher figure.
+    tracked_s: int | None = field(default=None, compare=False)
+    # Only what a Reports row says of a project (name, colour, client: no estimate nor budget):
+    # it names a project clockwall has not heard of, and never overwrites a fuller record.
+    partial: bool = field(default=False, compare=False)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "name": self.name}
@@ -222,6 +233,15 @@ class Named:
             out["clientId"] = self.client_id
             out["estimateSeconds"] = self.estimate_s
             out["archived"] = self.archived
+            # Only when set: most projects have none, and every byte is in every snapshot.
+            if self.estimate_reset:
+                out["estimateReset"] = self.estimate_reset
+            if self.billable_only:
+                out["billableOnly"] = True
+            if self.budget_minor:
+                out["budgetMinor"] = self.budget_minor
+            if self.currency:
+                out["currency"] = self.currency
         return out
 
 
@@ -237,28 +257,92 @@ def parse_named(kind: str, raw: Any, where: str) -> Named | None:
     color = raw.get("color")
     if not (isinstance(color, str) and _COLOR.match(color)):
         color = None
-    client_id = None
-    estimate_s = None
-    if kind == "project":
-        client_id = _str(raw, "clientId", f"{where}.")
-        estimate_s = _project_estimate_s(raw)
     archived = raw.get("archived") is True
-    return Named(kind, ident, name, color, client_id, estimate_s, archived)
+    if kind != "project":
+        return Named(kind, ident, name, color, archived=archived)
+    return Named(
+        kind,
+        ident,
+        name,
+        color,
+        _str(raw, "clientId", f"{where}."),
+        archived=archived,
+        tracked_s=_project_seconds(raw.get("duration")),
+        currency=_project_currency(raw),
+        **_project_estimate(raw),
+    )
 
 
-def _project_estimate_s(raw: dict[str, Any]) -> int | None:
-    # timeEstimate {estimate: "PT10H", active} (2024) or estimate {estimate: "PT10H"} (older).
+RESET_OPTIONS = ("WEEKLY", "MONTHLY", "YEARLY")
+MAX_BUDGET_MINOR = 10**15  # far inside 2^53, as every total
+MAX_PROJECT_S = 10**11  # a project's life total: thousands of people over decades fit
+
+
+def _project_seconds(value: Any) -> int | None:
+    """A project's duration or time estimate: ISO 8601 as Clockify sends it (`PT412H7M`, hours
+    never rolled into days, and beyond the ten years one entry may span); a bare number string
+    is milliseconds, as Clockify's OpenAPI describes these fields. None when unreadable."""
+    if isinstance(value, str) and len(value) <= 40 and value.isascii():
+        if value.isdigit():
+            seconds = int(value) // 1000
+        elif (match := _ISO_DURATION.match(value)) and value not in ("P", "PT"):
+            d, h, m, s = match.groups()
+            seconds = int(d or 0) * 86400 + int(h or 0) * 3600 + int(m or 0) * 60
+            seconds += int(float(s)) if s else 0
+        else:
+            return None
+        return seconds if seconds <= MAX_PROJECT_S else None
+    return None
+
+
+def _reset_of(block: dict[str, Any], raw: dict[str, Any]) -> str | None:
+    option = block.get("resetOption")
+    if option is None and isinstance(raw.get("estimateReset"), dict):
+        option = raw["estimateReset"].get("interval")
+    return option if option in RESET_OPTIONS else None
+
+
+def _project_estimate(raw: dict[str, Any]) -> dict[str, Any]:
+    """What the project's progress is measured against (Named's fields): its time estimate, or
+    its money budget when that is the active one. A malformed block is no estimate."""
+    active = raw.get("activeEstimate")  # TIME | BUDGET | NONE, where Clockify sends it
+    budget = raw.get("budgetEstimate")
+    budget_on = isinstance(budget, dict) and (
+        active == "BUDGET" or (active is None and budget.get("active") is True)
+    )
+    if budget_on and isinstance(budget, dict):
+        amount = budget.get("estimate")  # minor units, as every amount in Clockify's API
+        if (
+            isinstance(amount, int | float)
+            and not isinstance(amount, bool)
+            and 0 < amount <= MAX_BUDGET_MINOR
+        ):
+            return {"budget_minor": int(amount), "estimate_reset": _reset_of(budget, raw)}
+    if active in ("NONE", "BUDGET"):
+        return {}
+    # timeEstimate {estimate: "PT10H", active, resetOption} (2024) or estimate {estimate} (older).
     for key in ("timeEstimate", "estimate"):
         block = raw.get(key)
         if isinstance(block, dict):
             if block.get("active") is False:
                 continue
-            try:
-                seconds = parse_duration_s(block.get("estimate"), f"project.{key}.estimate")
-            except PayloadError:
-                return None
+            seconds = _project_seconds(block.get("estimate"))
             if seconds:
-                return seconds
+                return {
+                    "estimate_s": seconds,
+                    "estimate_reset": _reset_of(block, raw),
+                    "billable_only": block.get("includeNonBillable") is False,
+                }
+    return {}
+
+
+def _project_currency(raw: dict[str, Any]) -> str | None:
+    # NEW_PROJECT bodies carry currency {code}; REST projects only their rate's currency.
+    candidates = (raw.get("currency"), raw.get("hourlyRate"))
+    for block in candidates:
+        code = (block.get("code") or block.get("currency")) if isinstance(block, dict) else block
+        if isinstance(code, str) and _CURRENCY.match(code):
+            return code.upper()
     return None
 
 
@@ -409,6 +493,8 @@ def parse_time_entry(body: Any) -> TimeEntry:
     entry_type = body.get("type") or "REGULAR"
     if not isinstance(entry_type, str):
         raise PayloadError("type must be a string such as 'REGULAR'")
+    # One spelling, so the wall can tell a BREAK (or HOLIDAY, TIME_OFF) timer from work.
+    entry_type = entry_type.strip().upper() or "REGULAR"
 
     if user_obj is not None and user_obj.get("id"):
         user = parse_named("user", user_obj, "user")
@@ -434,6 +520,7 @@ def parse_time_entry(body: Any) -> TimeEntry:
                 body["projectName"][:200],
                 color if isinstance(color, str) and _COLOR.match(color) else None,
                 client_id,
+                partial=True,
             )
         )
         if client_id and isinstance(body.get("clientName"), str):

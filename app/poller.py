@@ -504,6 +504,21 @@ class Poller:
                     if kind == "project" and named.client_id and row.get("clientName"):
                         records.append(Named("client", named.client_id, str(row["clientName"])))
         await self.store.apply_names(self.ws, records)
+        await self._store_project_tracked(records)
+
+    async def _store_project_tracked(self, records: list[Named]) -> None:
+        """Clockify's own life totals of the projects, for their progress (store.read_progress);
+        replaced whole, so a deleted project's figure goes with it."""
+        tracked: list[str] = []
+        for named in records:
+            if named.kind == "project" and named.tracked_s is not None:
+                tracked += [named.id, str(named.tracked_s)]
+        key = keys.project_tracked(self.ws)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.delete(key)
+            if tracked:
+                pipe.hset(key, items=[*tracked, "readAt", self.clock().isoformat()])
+            await pipe.execute()
 
     async def backfill(self, since: datetime | None = None) -> None:
         """The current week from the detailed report (per-user entries as the fallback), once

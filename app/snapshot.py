@@ -1,6 +1,6 @@
-"""The wall's snapshot: every total of a date range, running timers, names and the recent feed,
-read in ONE Redis transaction together with the id of the newest change it includes, so the
-browser can apply later change events on top without a gap or a double count.
+"""The wall's snapshot: every total of a date range, running timers, names, the recent feed and
+the projects' progress, read in ONE Redis transaction together with the id of the newest change
+it includes, so the browser can apply later change events on top without a gap or a double count.
 """
 
 from __future__ import annotations
@@ -50,10 +50,13 @@ async def read_snapshot(
     store: TotalsStore, ws: str, start: date, end: date, extra: dict[str, Any]
 ) -> Snapshot:
     days = store.days(start, end)
+    plan = store.progress_plan(ws)
     async with store.redis.pipeline(transaction=True) as pipe:
         for day in days:
             for dim in keys.DIMENSIONS:
                 pipe.hgetall(keys.day_totals(ws, day, dim))
+        for key in plan.hashes:
+            pipe.hgetall(key)
         pipe.hvals(keys.running(ws))
         for kind in NAME_KINDS:
             pipe.hgetall(keys.names(ws, kind))
@@ -68,7 +71,7 @@ async def read_snapshot(
             for dim, fields in zip(keys.DIMENSIONS, chunk, strict=True)
             if fields
         }
-    rest = results[len(days) * per_day :]
+    rest = results[len(days) * per_day + len(plan.hashes) :]
     running = sorted((orjson.loads(v) for v in rest[0]), key=lambda e: (e["start"], e["id"]))
     names = {
         kind: {_text(k): orjson.loads(v) for k, v in raw.items()}
@@ -81,6 +84,13 @@ async def read_snapshot(
         if change is not None and change.data.get("type") == "entry":
             feed.append({"id": change.id_text, **change.data})
     stream_id = _text(recent[0][0]) if recent else "0-0"
+    # Without running timers: the wall adds their elapsed time, as it does to every total.
+    progress = store.fold_progress(
+        plan,
+        names["project"],
+        results[len(days) * per_day : len(days) * per_day + len(plan.hashes)],
+    )
+    progress = await store.finish_progress(ws, progress)
     payload = {
         "workspace": ws,
         "asOf": store.clock().isoformat(),
@@ -90,6 +100,7 @@ async def read_snapshot(
         "running": running,
         "names": names,
         "feed": feed,
+        "progress": progress,
         **extra,
     }
     return Snapshot(stream_id, orjson.dumps(payload))

@@ -30,7 +30,7 @@ from redis.exceptions import (
 )
 
 from app import keys
-from app.models import Named, TimeEntry, parse_instant
+from app.models import RESET_OPTIONS, Named, TimeEntry, parse_instant
 from app.pipe import ScriptPipe
 
 Clock = Callable[[], datetime]
@@ -46,6 +46,9 @@ GROUPS = {
     "DATE": keys.DIM_ALL,
 }
 NAME_KINDS = {"PROJECT": "project", "USER": "user", "CLIENT": "client", "TAG": "tag"}
+# Progress over a project's life sums the month rollups clockwall holds in this window.
+PROGRESS_PAST_MONTHS = 240
+PROGRESS_FUTURE_MONTHS = 12
 NO_NAME = {
     "PROJECT": "(Without project)",
     "USER": "(Unknown user)",
@@ -287,7 +290,8 @@ class TotalsStore:
             cached = self._sent_names.get(cache_key)
             if cached is not None and cached[0] == record and now_s - cached[1] < NAME_RESEND_S:
                 continue
-            name_args += [named.kind, named.id, record]
+            # "project?": a partial record, written only where none is (see apply_entry.lua).
+            name_args += [f"{named.kind}?" if named.partial else named.kind, named.id, record]
             fresh.append((cache_key, record))
         outcome, stream_id = await self._script(
             self._apply,
@@ -507,6 +511,137 @@ class TotalsStore:
         result["dateRange"] = {"start": start.isoformat(), "end": end.isoformat()}
         return result
 
+    def progress_plan(self, ws: str) -> ProgressPlan:
+        """The hashes a project progress is computed from; read them (HGETALL, in this order)
+        and give the results to `fold_progress`. The snapshot reads them in its transaction,
+        so its progress and its totals include exactly the same changes."""
+        today = self.today()
+        months = _months_around(today, PROGRESS_PAST_MONTHS, PROGRESS_FUTURE_MONTHS)
+        week_start, week_end = self.current_week()
+        week = self.days(week_start, week_end)
+        hashes = [keys.month_totals(ws, m, keys.DIM_PROJECT) for m in months]
+        hashes += [keys.day_totals(ws, d, keys.DIM_PROJECT) for d in week]
+        hashes.append(keys.project_tracked(ws))
+        return ProgressPlan(today, months, week, hashes)
+
+    def fold_progress(
+        self,
+        plan: ProgressPlan,
+        projects: dict[str, dict[str, Any]],
+        results: list[dict[Any, Any]],
+        running: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """Each estimated project's progress as Clockify shows it: tracked over the project's
+        life (Clockify's own `duration` as the poller last read it; else every total clockwall
+        holds), or since the last reset for an estimate that resets, against its time estimate
+        or its money budget. `running`: timers whose elapsed time counts too (the wall adds its
+        own, live). `since` is the first month clockwall holds totals of (`first_day` narrows
+        it to a day)."""
+        n_months, n_week = len(plan.months), len(plan.week)
+        month_fields = [_decoded_ints(r) for r in results[:n_months]]
+        week_fields = [_decoded_ints(r) for r in results[n_months : n_months + n_week]]
+        tracked = {_decode(k): _decode(v) for k, v in results[n_months + n_week].items()}
+        held = [m for m, fields in zip(plan.months, month_fields, strict=True) if fields]
+        this_month = plan.today.isoformat()[:7]
+        # reset option -> (first day, last day, the project totals of that span)
+        periods: dict[str | None, tuple[str | None, str | None, dict[str, int]]] = {
+            None: (None, None, _sum_dicts(month_fields)),
+            "WEEKLY": (plan.week[0], plan.week[-1], _sum_dicts(week_fields)),
+            "MONTHLY": (
+                f"{this_month}-01",
+                _month_end(plan.today.replace(day=1)).isoformat(),
+                month_fields[plan.months.index(this_month)],
+            ),
+            "YEARLY": (
+                f"{plan.today.year:04d}-01-01",
+                f"{plan.today.year:04d}-12-31",
+                _sum_dicts(
+                    f
+                    for m, f in zip(plan.months, month_fields, strict=True)
+                    if m[:4] == this_month[:4]
+                ),
+            ),
+        }
+        now = self.clock()
+        out: dict[str, Any] = {}
+        for pid, record in projects.items():
+            budget = record.get("budgetMinor")
+            estimate = budget or record.get("estimateSeconds")
+            if not isinstance(estimate, int) or estimate <= 0:
+                continue
+            reset = record.get("estimateReset")
+            reset = reset if reset in RESET_OPTIONS else None
+            since, until, sums = periods[reset]
+            if budget:
+                currency = record.get("currency") or _largest_currency(sums, pid)
+                field = f"a|{currency}" if currency else "a"
+            else:
+                field = "b" if record.get("billableOnly") else "s"
+            if reset:
+                basis = "period"
+            elif field == "s" and tracked.get(pid, "").isdigit():
+                basis = "clockify"  # Clockify's figure counts non-billable time too
+            else:
+                basis = "seen"
+            value = int(tracked[pid]) if basis == "clockify" else sums.get(f"{pid}|{field}", 0)
+            for entry in running or ():
+                if entry.get("projectId") != pid:
+                    continue
+                start = parse_instant(entry["start"], "start")
+                assert start is not None
+                day = self.day_of(start)
+                if (since and day < since) or (until and day > until):
+                    continue
+                elapsed = max(0, int((now - start).total_seconds()))
+                value += _running_part(entry, field, elapsed)
+            out[pid] = {
+                "kind": "budget" if budget else "time",
+                "estimate": estimate,
+                "tracked": value,
+                "percent": round(value * 100 / estimate),
+                "over": value > estimate,
+                "field": field,
+                "currency": (field[2:] or None) if budget else None,
+                "reset": reset,
+                "basis": basis,
+                "since": since,
+                "until": until,
+            }
+        return {
+            "projects": out,
+            "since": f"{held[0]}-01" if held else None,
+            "clockifyReadAt": tracked.get("readAt"),
+        }
+
+    async def first_day(self, ws: str, month: str) -> str | None:
+        """The first day of `month` (YYYY-MM) clockwall holds totals of."""
+        first = date.fromisoformat(f"{month}-01")
+        days = self.days(first, _month_end(first))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.exists(keys.day_totals(ws, day, keys.DIM_PROJECT))
+            found = await pipe.execute()
+        return next((day for day, exists in zip(days, found, strict=True) if exists), None)
+
+    async def finish_progress(self, ws: str, progress: dict[str, Any]) -> dict[str, Any]:
+        """Narrow `since` from a month to the first day, where a page will say it."""
+        if progress["since"] and any(p["basis"] == "seen" for p in progress["projects"].values()):
+            progress["since"] = await self.first_day(ws, progress["since"][:7]) or progress["since"]
+        return progress
+
+    async def read_progress(self, ws: str, include_running: bool = True) -> dict[str, Any]:
+        plan = self.progress_plan(ws)
+        async with self.redis.pipeline(transaction=True) as pipe:
+            for key in plan.hashes:
+                pipe.hgetall(key)
+            pipe.hgetall(keys.names(ws, "project"))
+            pipe.hvals(keys.running(ws))
+            results = await pipe.execute()
+        projects = {_decode(k): orjson.loads(v) for k, v in results[-2].items()}
+        running = [orjson.loads(v) for v in results[-1]] if include_running else None
+        progress = self.fold_progress(plan, projects, results[:-2], running)
+        return await self.finish_progress(ws, progress)
+
     async def read_team(self, ws: str, start: date, end: date) -> dict[str, Any]:
         days = self.days(start, end)
         cells: dict[tuple[str, str], int] = {}
@@ -522,6 +657,7 @@ class TotalsStore:
             cells[cell] = cells.get(cell, 0) + elapsed
         users = await self.read_names(ws, "user")
         projects = await self.read_names(ws, "project")
+        progress = await self.read_progress(ws)
         row_totals: dict[str, int] = {}
         col_totals: dict[str, int] = {}
         for (user_id, project_id), seconds in cells.items():
@@ -548,9 +684,11 @@ class TotalsStore:
                     "color": projects.get(p, {}).get("color"),
                     "totalSeconds": col_totals[p],
                     "totalHours": _hours(col_totals[p]),
+                    "progress": progress["projects"].get(p),
                 }
                 for p in project_cols
             ],
+            "progressSince": progress["since"],
             "cells": [[cells.get((u, p), 0) for p in project_cols] for u in user_rows],
             "totalSeconds": sum(row_totals.values()),
             "totalHours": _hours(sum(row_totals.values())),
@@ -657,6 +795,53 @@ class TotalsStore:
     async def read_last_change_id(self, ws: str) -> str:
         info = await self.redis.xrevrange(keys.changes(ws), count=1)
         return _decode(info[0][0]) if info else "0-0"
+
+
+@dataclass(frozen=True)
+class ProgressPlan:
+    today: date
+    months: list[str]  # YYYY-MM, oldest first
+    week: list[str]  # the current week's days
+    hashes: list[str]  # month rollups, the week's day hashes, then Clockify's figures
+
+
+def _months_around(today: date, past: int, future: int) -> list[str]:
+    index = today.year * 12 + today.month - 1
+    first = max(index - past, 0)
+    last = min(index + future, date.max.year * 12 + 11)
+    return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(first, last + 1) if i >= 12]
+
+
+def _decoded_ints(fields: dict[Any, Any]) -> dict[str, int]:
+    return {_decode(k): int(v) for k, v in fields.items()}
+
+
+def _sum_dicts(dicts: Iterable[dict[str, int]]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for fields in dicts:
+        for name, value in fields.items():
+            out[name] = out.get(name, 0) + value
+    return out
+
+
+def _largest_currency(sums: dict[str, int], pid: str) -> str | None:
+    prefix = f"{pid}|a|"
+    amounts = [(v, k[len(prefix) :]) for k, v in sums.items() if k.startswith(prefix)]
+    return max(amounts)[1] if amounts else None
+
+
+def _running_part(entry: dict[str, Any], field: str, elapsed: int) -> int:
+    """What a running timer adds to a progress figure of `field` (s, b or a|<currency>)."""
+    if field == "s":
+        return elapsed
+    if not entry.get("billable"):
+        return 0
+    if field == "b":
+        return elapsed
+    currency = field[2:]
+    if entry.get("rate") and entry.get("currency") and entry["currency"] == currency:
+        return amount_minor(elapsed, int(entry["rate"]))
+    return 0
 
 
 def _month_end(day: date) -> date:

@@ -47,6 +47,7 @@ const state = {
   days: idMap(),
   running: new Map(),
   names: adoptNames(null),
+  progressDelta: idMap(), // project id -> what changes since the snapshot added to its progress
   feed: [],
   lastChangeAt: null, // when the newest entry change was written (ms)
   currencies: [], // every currency seen, in the order first shown: amounts never swap places
@@ -56,7 +57,7 @@ const state = {
   turn: null, // which rotation step the paged panels show
   alertKeys: "",
   announced: "",
-  order: { running: [], people: [], projects: [] }, // kept between data changes
+  order: { running: [], away: [], people: [], projects: [] }, // kept between data changes
   pages: new Map(), // list element -> [[node, ...], ...]
 };
 
@@ -69,6 +70,7 @@ const stream = new LiveStream(`/events${query.toString() ? `?${query}` : ""}`, {
     state.days = adoptDays(data.days);
     state.running = new Map((data.running || []).map((e) => [e.id, e]));
     state.names = adoptNames(data.names);
+    state.progressDelta = idMap();
     state.feed = (data.feed || []).slice(-FEED_KEPT);
     const newest = state.feed.length ? streamIdTime(state.feed[state.feed.length - 1].id) : null;
     state.lastChangeAt = newest ? newest.getTime() : null;
@@ -77,9 +79,13 @@ const stream = new LiveStream(`/events${query.toString() ? `?${query}` : ""}`, {
   },
   onChange(data, id) {
     if (!state.snapshot) return;
+    // A project's estimate or budget changed: its progress is measured anew by the server.
+    const remeasure = data.type === "names" && estimatesChange(data);
     mergeNames(state.names, data);
+    if (remeasure) stream.restart({ fresh: true });
     if (data.type === "entry") {
       applyChange(state.days, data);
+      applyProgress(data);
       if (data.running) state.running.set(data.entry.id, data.entry);
       else state.running.delete(data.entry.id);
       state.feed.push({ id, ...data });
@@ -166,6 +172,79 @@ function freshInstall() {
   if (!state.snapshot || state.lastChangeAt || state.running.size || stream.status?.poll) return false;
   if (state.streamId && state.streamId !== "0-0") return false;
   return !Object.values(state.days).some((dims) => Object.keys(dims).length);
+}
+
+// Away and progress ------------------------------------------------------------------------------
+/** A running timer that is not work: a break, a holiday or time off (Clockify's entry types). */
+const AWAY_TYPES = { BREAK: "break", HOLIDAY: "holiday", TIME_OFF: "time off" };
+const isAway = (entry) => Object.hasOwn(AWAY_TYPES, entry.type || "REGULAR");
+const working = () => [...state.running.values()].filter((e) => !isAway(e));
+
+const PROGRESS_FIELDS = ["estimateSeconds", "budgetMinor", "estimateReset", "billableOnly", "currency"];
+function estimatesChange(change) {
+  return (change.names || []).some(({ kind, record }) => {
+    if (kind !== "project" || !record?.id) return false;
+    const held = state.names.project?.[record.id] || {};
+    return PROGRESS_FIELDS.some((f) => (held[f] ?? null) !== (record[f] ?? null));
+  });
+}
+
+/** Add an entry change's project deltas to the progress figures they count in. */
+function applyProgress(change) {
+  const progress = state.snapshot.progress?.projects;
+  if (!progress) return;
+  const add = (part, sign) => {
+    for (const [dim, field, delta] of part?.f || []) {
+      if (dim !== "P") continue;
+      const cut = field.indexOf("|");
+      const p = progress[field.slice(0, cut)];
+      if (!p || !countsIn(p, field.slice(cut + 1), part.day)) continue;
+      const id = field.slice(0, cut);
+      state.progressDelta[id] = (state.progressDelta[id] || 0) + sign * delta;
+    }
+  };
+  add(change.prev, -1);
+  add(change.next, +1);
+}
+
+function countsIn(p, field, day) {
+  const matches = field === p.field || (p.field === "a" && field.startsWith("a|"));
+  return matches && !(p.since && day < p.since) && !(p.until && day > p.until);
+}
+
+/** A project's progress now: the snapshot's figure, later changes and its running timers. */
+function progressOf(id, now) {
+  const p = state.snapshot.progress?.projects?.[id];
+  if (!p) return null;
+  let value = p.tracked + (state.progressDelta[id] || 0);
+  for (const entry of state.running.values()) {
+    if (entry.projectId !== id || !countsIn(p, p.field, dayInZone(new Date(entry.start), tz()))) continue;
+    const elapsed = elapsedOf(entry, now);
+    if (p.field === "s") value += elapsed;
+    else if (entry.billable && p.field === "b") value += elapsed;
+    else if (entry.billable && entry.rate && p.field === `a|${entry.currency}`) value += amountMinor(elapsed, entry.rate);
+  }
+  return { ...p, value, ratio: value / p.estimate };
+}
+
+const RESET_WORD = { WEEKLY: "weekly ", MONTHLY: "monthly ", YEARLY: "yearly " };
+function progressText(p) {
+  const estimate =
+    p.kind === "budget"
+      ? `${fmtMoney(p.estimate / 100, p.currency || currencyOrder()[0] || "EUR")} ${RESET_WORD[p.reset] || ""}budget`
+      : `${fmtDuration(p.estimate)} ${RESET_WORD[p.reset] || ""}estimate`;
+  return `${Math.round(p.ratio * 100)}% of ${estimate}`;
+}
+
+/** What the bars count when clockwall has no figure of Clockify's: said once, under them. */
+function basisText(ids) {
+  const seen = ids.map((id) => state.snapshot.progress?.projects?.[id]).filter((p) => p?.basis === "seen");
+  if (!seen.length) return "";
+  const kinds = new Set(seen.map((p) => p.kind));
+  const what = kinds.size > 1 ? "hours and amounts" : kinds.has("budget") ? "amounts" : "hours";
+  const since = state.snapshot.progress.since;
+  const when = since ? ` since ${fmtDay(since, { month: "short", day: "numeric", year: "numeric" })}` : "";
+  return `Progress based on ${what} clockwall has seen${when}`;
 }
 
 // DOM writes that do nothing when nothing changed ------------------------------------------------
@@ -310,7 +389,7 @@ function render(now, structure) {
   const range = state.snapshot.range;
   const span = `${fmtDay(range.start, { month: "short", day: "numeric" })} – ${fmtDay(range.end, { month: "short", day: "numeric" })}`;
   renderStat($("week"), totals("A", week, now).get("") || emptyBucket(), span);
-  renderProjects(totals("P", week, now), structure);
+  renderProjects(totals("P", week, now), structure, now);
   renderPeople(totals("U", [today], now), totals("U", week, now), structure);
   renderFeed(now, structure);
   const turn = Math.floor(now / rotateMs);
@@ -457,13 +536,12 @@ function updateTimer(li, { entry, now }) {
   li.classList.toggle("warn", elapsed > longTimerS());
 }
 
+const byStart = (a, b) => Date.parse(a.start) - Date.parse(b.start) || a.id.localeCompare(b.id);
+
 function renderRunning(now, structure) {
   const list = $("running");
-  if (structure) {
-    state.order.running = [...state.running.values()]
-      .sort((a, b) => Date.parse(a.start) - Date.parse(b.start) || a.id.localeCompare(b.id))
-      .map((e) => e.id);
-  }
+  const busy = working();
+  if (structure) state.order.running = busy.sort(byStart).map((e) => e.id);
   const items = state.order.running
     .map((id) => state.running.get(id))
     .filter(Boolean)
@@ -471,9 +549,39 @@ function renderRunning(now, structure) {
   const key = (item) => item.entry.id;
   if (structure) syncList(list, items, key, (item) => createTimer(item.entry), updateTimer);
   else updateList(list, items, key, updateTimer);
-  setText($("now-count"), state.running.size ? String(state.running.size) : "");
-  setHidden(list, state.running.size === 0);
-  setHidden($("idle"), state.running.size > 0);
+  setText($("now-count"), busy.length ? String(busy.length) : "");
+  setHidden(list, busy.length === 0);
+  setHidden($("idle"), busy.length > 0);
+  renderAway(now, structure);
+}
+
+function createAway() {
+  const li = h("li", { class: "away-item" });
+  li.parts = { who: h("span", { class: "who" }), what: h("span", { class: "what" }) };
+  li.append(li.parts.who, li.parts.what);
+  return li;
+}
+
+function updateAway(li, { entry, now }) {
+  setText(li.parts.who, userName(entry.userId));
+  // A break ticks like a timer; a holiday or time off just says so.
+  setText(li.parts.what, entry.type === "BREAK" ? fmtClock(elapsedOf(entry, now)) : AWAY_TYPES[entry.type]);
+}
+
+/** People on a break (or a holiday, or time off): apart from the work, never in its count. */
+function renderAway(now, structure) {
+  if (structure) {
+    state.order.away = [...state.running.values()].filter(isAway).sort(byStart).map((e) => e.id);
+  }
+  const items = state.order.away
+    .map((id) => state.running.get(id))
+    .filter(Boolean)
+    .map((entry) => ({ entry, now }));
+  const key = (item) => item.entry.id;
+  if (structure) syncList($("away-list"), items, key, createAway, updateAway);
+  else updateList($("away-list"), items, key, updateAway);
+  setText($("away-count"), items.length ? String(items.length) : "");
+  setHidden($("away"), items.length === 0);
 }
 
 /** Returns whether the set of alerts changed (the alert line may have appeared or gone). */
@@ -512,7 +620,7 @@ function renderAlerts(now, today) {
 
 /** Nobody is tracking: what happened yesterday and this week instead of an empty panel. */
 function renderIdle(now, today, week) {
-  const idle = state.running.size === 0;
+  const idle = working().length === 0;
   const fresh = freshInstall();
   setHidden($("onboarding"), !fresh);
   setText($("webhook-url"), `${location.origin}/webhooks/clockify`);
@@ -605,7 +713,7 @@ function createProject() {
   return li;
 }
 
-function updateProject(li, { id, bucket, max }) {
+function updateProject(li, { id, bucket, max, now }) {
   const p = li.parts;
   const proj = project(id === "-" ? null : id);
   const color = safeColor(proj?.color);
@@ -614,17 +722,19 @@ function updateProject(li, { id, bucket, max }) {
   setText(p.hours, fmtHoursMinutes(bucket.s));
   setStyle(p.fill, "width", `${Math.max(1, (bucket.s / max) * 100).toFixed(1)}%`);
   setStyle(p.fill, "--bar", color);
-  const estimate = proj?.estimateSeconds;
-  setHidden(p.budget, !estimate);
-  if (!estimate) return;
-  const ratio = bucket.s / estimate;
+  // Progress as Clockify shows it (over the project's life or since its estimate reset), not
+  // this week's hours against the whole estimate.
+  const progress = progressOf(id, now);
+  setHidden(p.budget, !progress);
+  if (!progress) return;
+  const ratio = progress.ratio;
   p.budget.classList.toggle("over", ratio > 1);
   p.budget.classList.toggle("near", ratio <= 1 && ratio > 0.8);
   setStyle(p.budgetFill, "width", `${Math.min(100, ratio * 100).toFixed(1)}%`);
-  setText(p.budgetText, `${Math.round(ratio * 100)}% of ${fmtDuration(estimate)} estimate`);
+  setText(p.budgetText, progressText(progress));
 }
 
-function renderProjects(byProject, structure) {
+function renderProjects(byProject, structure, now) {
   const list = $("projects");
   if (structure) {
     state.order.projects = [...byProject.entries()]
@@ -634,8 +744,11 @@ function renderProjects(byProject, structure) {
   }
   const rows = state.order.projects.map((id) => ({ id, bucket: byProject.get(id) || emptyBucket() }));
   const max = Math.max(1, ...rows.map((r) => r.bucket.s));
-  const items = rows.map((r) => ({ ...r, max }));
+  const items = rows.map((r) => ({ ...r, max, now }));
   if (!structure) return updateList(list, items, (r) => r.id, updateProject);
+  const basis = basisText(state.order.projects);
+  setText($("progress-basis"), basis);
+  setHidden($("progress-basis"), !basis);
   if (items.length) syncList(list, items, (r) => r.id, createProject, updateProject);
   else syncList(list, [null], () => "-empty", () => h("li", { class: "empty small", text: "Nothing tracked this week yet." }), () => {});
 }
@@ -655,7 +768,7 @@ function updatePerson(li, { id, today, week, busy }) {
 }
 
 function renderPeople(todayByUser, weekByUser, structure) {
-  const busy = new Set([...state.running.values()].map((e) => e.userId));
+  const busy = new Set(working().map((e) => e.userId));
   if (structure) {
     const ids = [...weekByUser.entries()].filter(([, b]) => b.s > 0).map(([id]) => id);
     for (const id of busy) if (!weekByUser.has(id)) ids.push(id);
@@ -679,6 +792,10 @@ function sentence(change) {
   const seconds = entry.start && entry.end ? (Date.parse(entry.end) - Date.parse(entry.start)) / 1000 : 0;
   const amount = seconds ? fmtDuration(seconds) : "an entry";
   const on = name ? ` on ${name}` : "";
+  const away = AWAY_TYPES[entry.type];
+  if (away && (change.action === "started" || change.action === "stopped")) {
+    return `${who} ${change.action === "started" ? "started" : "ended"} ${entry.type === "BREAK" ? "a break" : away}`;
+  }
   switch (change.action) {
     case "started":
       return `${who} started ${name || "a timer"}`;

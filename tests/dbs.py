@@ -23,8 +23,9 @@ POLLER = 7
 ADMIN = 8  # tests/test_admin.py
 SNAPSHOT_CACHE = 9  # tests/test_snapshot_cache.py
 SSE = 10  # tests/test_sse.py
-# tests/test_pages.py, test_browser_ids.py and test_wall_room.py: the same pages in Chromium,
-# each test with a fresh app on a flushed database, one test at a time.
+# tests/test_pages.py, test_browser_ids.py, test_wall_room.py and the Chromium tests of
+# test_progress.py and test_breaks.py: the same pages in Chromium, each test with a fresh app on
+# a flushed database, one test at a time.
 PAGES = 11
 LIVE_HARDENING = 12  # tests/test_live_hardening.py
 # bench/: every benchmark, one after another (`python -m bench`), each flushing before it runs.

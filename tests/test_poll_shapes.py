@@ -336,3 +336,33 @@ def test_the_free_schedule_fits_the_three_entity_change_calls_in_the_budget() ->
     per_hour = 3600 / schedule.running_s + 3 * 3600 / schedule.changes_s
     assert per_hour <= 30 - 8  # the spare pays for discovery, names, backfill and reconcile
     assert schedule.changes_s <= 20 * 60 * 1.001 and schedule.running_s <= 5 * 60
+
+
+async def test_a_report_row_names_a_new_project_but_never_erases_a_known_projects_estimate() -> (
+    None
+):
+    """Reports rows say a project's name, colour and client, not its estimate or budget: such a
+    record fills a gap and never overwrites the fuller one a webhook or the project list gave."""
+    from zoneinfo import ZoneInfo
+
+    from app.models import Named
+    from tests.conftest import WS
+    from tests.payloads import MOBILE, WEBSITE, report_row
+
+    async with redis_db(redis_url(DB)) as redis:
+        store = TotalsStore(redis, ZoneInfo(ZONE))
+        known = Named("project", WEBSITE.id, "Website relaunch", "#03A9F4", estimate_s=160 * 3600)
+        ws = WS
+        await store.apply_names(ws, [known])
+        for n, project in enumerate((WEBSITE, MOBILE)):
+            row = report_row(
+                f"{0xABC0 + n:024x}",
+                "2026-03-24T08:00:00Z",
+                "2026-03-24T09:00:00Z",
+                project=project,
+            )
+            assert (await store.apply_entry(parse_time_entry(row), "sync")).outcome == "created"
+        website = orjson.loads(await redis.hget(keys.names(ws, "project"), WEBSITE.id))
+        assert website["estimateSeconds"] == 160 * 3600
+        mobile = orjson.loads(await redis.hget(keys.names(ws, "project"), MOBILE.id))
+        assert mobile["name"] == MOBILE.name

@@ -20,7 +20,8 @@
 -- ARGV[9] start, epoch seconds (index score)
 -- ARGV[10] stream MAXLEN (approximate)
 -- ARGV[11] display JSON (names for the change feed)
--- ARGV[12..] name records as triples: kind, id, JSON
+-- ARGV[12..] name records as triples: kind, id, JSON; a kind ending in "?" ("project?") is a
+--         partial record, written only when the hash has none for that id
 -- Returns {outcome, stream id}: outcome is started|stopped|created|updated|deleted|restored when
 -- applied (stream id set), or duplicate|stale|deleted-before when nothing changed (stream id "");
 -- or {"rejected", reason} when a total it touches holds something other than an integer or would
@@ -37,7 +38,13 @@ local LIMIT = 9007199254740992
 -- Names ride along with every delivery, applied or not (a resent entry may carry a new name).
 local function write_names()
   for i = 12, #ARGV, 3 do
-    redis.call('HSET', prefix .. 'n:' .. ARGV[i], ARGV[i + 1], ARGV[i + 2])
+    local kind = ARGV[i]
+    if string.sub(kind, -1) == '?' then
+      -- A partial record (a Reports row's project: no estimate, no budget) only fills a gap.
+      redis.call('HSETNX', prefix .. 'n:' .. string.sub(kind, 1, -2), ARGV[i + 1], ARGV[i + 2])
+    else
+      redis.call('HSET', prefix .. 'n:' .. kind, ARGV[i + 1], ARGV[i + 2])
+    end
   end
 end
 
