@@ -26,9 +26,11 @@ MAX_TEXT_LEN = 3000
 MAX_SPAN = timedelta(days=3660)
 MIN_INSTANT = datetime(1, 1, 2, tzinfo=UTC)
 MAX_INSTANT = datetime(9980, 1, 1, tzinfo=UTC)
-# Bounds what one entry adds (ten years x rate: under 10^14 minor units), so every total stays
-# far inside 2^53, where Redis's int64, Lua's doubles and JSON readers all hold it exactly.
-MAX_RATE_MINOR = 10**9
+# 100,000.00 an hour. Totals hold amounts exactly as rate x seconds (rounded once when read, as
+# Clockify's reports do), so this bounds what one entry adds: ten years x rate, about 3.2 x 10^15,
+# inside 2^53, where Redis's int64, Lua's doubles and JSON readers all hold it exactly (a total
+# that would leave it is refused whole by apply_entry.lua).
+MAX_RATE_MINOR = 10**7
 
 
 class PayloadError(ValueError):

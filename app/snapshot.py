@@ -39,8 +39,10 @@ def _fold_day(dim: str, fields: dict[Any, Any]) -> dict[str, Any]:
             continue
         ident, kind, currency = parse_field(_text(raw_field))
         bucket = out.setdefault(ident, {})
-        if kind == "a" and currency:
-            bucket.setdefault("a", {})[currency] = value
+        if kind in ("a", "m") and currency:
+            # Kept apart: "m" (rate_minor x seconds) is rounded once by the browser, after it
+            # has summed the days and running timers of a total; "a" is already minor units.
+            bucket.setdefault(kind, {})[currency] = value
         else:
             bucket[kind] = value
     return out

@@ -102,8 +102,17 @@ def _load_script(name: str) -> str:
 
 
 def amount_minor(seconds: int, rate_minor: int) -> int:
-    """Billable amount in minor units, rounded half up per entry (as a sum never drifts)."""
+    """One entry's billable amount in minor units, rounded half up on its own: what an invoice
+    line and Clockify's Detailed report show. Totals never add these (see `minor_of_exact`)."""
     return (seconds * rate_minor + 1800) // 3600
+
+
+def minor_of_exact(exact: int) -> int:
+    """Minor units of an exact amount (rate_minor x seconds, i.e. 3600ths of a minor unit),
+    rounded half up once: Clockify's reports multiply a group's total time by the rate and round
+    the result, so three 10-second entries at 100.00/h make 0.83, not 3 x 0.28. Floor division
+    keeps half up for the negative partial sums a delta can have."""
+    return (exact + 1800) // 3600
 
 
 @dataclass(frozen=True)
@@ -118,11 +127,14 @@ class ApplyResult:
 
 @dataclass
 class Bucket:
-    """Seconds, billable seconds and amounts (minor units per currency) of one group."""
+    """Seconds, billable seconds and amounts per currency of one group. An amount is held in two
+    parts: `amounts` in minor units (legacy `a` fields, rounded per entry when they were written)
+    and `exact` in rate_minor x seconds (`m` fields), rounded once when answered."""
 
     seconds: int = 0
     billable_s: int = 0
     amounts: dict[str, int] = field(default_factory=dict)
+    exact: dict[str, int] = field(default_factory=dict)
     running_s: int = 0
 
     def add_field(self, kind: str, currency: str | None, value: int) -> None:
@@ -132,6 +144,15 @@ class Bucket:
             self.billable_s += value
         elif kind == "a" and currency is not None:
             self.amounts[currency] = self.amounts.get(currency, 0) + value
+        elif kind == "m" and currency is not None:
+            self.exact[currency] = self.exact.get(currency, 0) + value
+
+    def amounts_minor(self) -> dict[str, int]:
+        """Minor units per currency: the legacy part plus the exact part rounded once."""
+        out = dict(self.amounts)
+        for currency, exact in self.exact.items():
+            out[currency] = out.get(currency, 0) + minor_of_exact(exact)
+        return out
 
 
 def contribution(entry: TimeEntry, client_id: str | None) -> list[list[Any]]:
@@ -142,10 +163,10 @@ def contribution(entry: TimeEntry, client_id: str | None) -> list[list[Any]]:
     if seconds == 0:
         return []
     billable_s = seconds if entry.billable else 0
-    amount = 0
+    exact = 0  # rate_minor x seconds: rounded only when a group's total is answered
     currency = None
     if entry.billable and entry.hourly_rate and entry.hourly_rate.currency:
-        amount = amount_minor(seconds, entry.hourly_rate.amount_minor)
+        exact = seconds * entry.hourly_rate.amount_minor
         currency = entry.hourly_rate.currency
     out: list[list[Any]] = []
 
@@ -153,8 +174,8 @@ def contribution(entry: TimeEntry, client_id: str | None) -> list[list[Any]]:
         out.append([dim, f"{ident}|s", seconds])
         if billable_s:
             out.append([dim, f"{ident}|b", billable_s])
-        if amount and currency:
-            out.append([dim, f"{ident}|a|{currency}", amount])
+        if exact and currency:
+            out.append([dim, f"{ident}|m|{currency}", exact])
 
     add(keys.DIM_PROJECT, entry.project_id or keys.NONE_ID)
     add(keys.DIM_USER, entry.user_id)
@@ -167,10 +188,12 @@ def contribution(entry: TimeEntry, client_id: str | None) -> list[list[Any]]:
 
 
 def parse_field(raw: str) -> tuple[str, str, str | None]:
-    """`<id>|s`, `<id>|b`, `<id>|a|EUR` -> (id, kind, currency). Ids never contain `|`."""
+    """`<id>|s`, `<id>|b`, `<id>|m|EUR`, `<id>|a|EUR` -> (id, kind, currency). Ids never contain
+    `|`. `m` is rate_minor x seconds, exact; `a` (written before `m` existed) is minor units
+    rounded per entry, still read: an entry's next edit or delete nets exactly what it added."""
     parts = raw.split("|")
-    if len(parts) >= 3 and parts[-2] == "a":
-        return "|".join(parts[:-2]), "a", parts[-1]
+    if len(parts) >= 3 and parts[-2] in ("a", "m"):
+        return "|".join(parts[:-2]), parts[-2], parts[-1]
     return "|".join(parts[:-1]), parts[-1], None
 
 
@@ -476,7 +499,11 @@ class TotalsStore:
         names = await self.read_names(ws, NAME_KINDS[group]) if group in NAME_KINDS else {}
         groups = []
         for ident, bucket in buckets.items():
-            if bucket.seconds == 0 and bucket.running_s == 0 and not bucket.amounts:
+            if (
+                bucket.seconds == 0
+                and bucket.running_s == 0
+                and not (bucket.amounts or bucket.exact)
+            ):
                 continue
             record = names.get(ident, {})
             if group == "DATE":
@@ -584,6 +611,8 @@ class TotalsStore:
             else:
                 basis = "seen"
             value = int(tracked[pid]) if basis == "clockify" else sums.get(f"{pid}|{field}", 0)
+            # A budget's amount: legacy `a` fields plus the exact `m` part, rounded once.
+            exact = sums.get(f"{pid}|m|{field[2:]}", 0) if budget and field != "a" else 0
             for entry in running or ():
                 if entry.get("projectId") != pid:
                     continue
@@ -593,7 +622,11 @@ class TotalsStore:
                 if (since and day < since) or (until and day > until):
                     continue
                 elapsed = max(0, int((now - start).total_seconds()))
-                value += _running_part(entry, field, elapsed)
+                if budget:
+                    exact += _running_part(entry, field, elapsed)
+                else:
+                    value += _running_part(entry, field, elapsed)
+            value += minor_of_exact(exact)
             out[pid] = {
                 "kind": "budget" if budget else "time",
                 "estimate": estimate,
@@ -607,6 +640,10 @@ class TotalsStore:
                 "since": since,
                 "until": until,
             }
+            if budget:
+                # The exact part (rate_minor x seconds) of `tracked`: the wall adds later
+                # changes and running timers to it before rounding, as this does.
+                out[pid]["trackedExact"] = exact
         return {
             "projects": out,
             "since": f"{held[0]}-01" if held else None,
@@ -746,6 +783,8 @@ class TotalsStore:
             seconds = max(0, int((end_at - start_at).total_seconds()))
             project = projects.get(state.get("projectId") or "", {})
             amount = 0
+            # Each entry's own amount, rounded on its own as an invoice line or Clockify's
+            # Detailed report rounds it; group totals round once (`minor_of_exact`).
             if state.get("billable") and state.get("rate") and state.get("currency"):
                 amount = amount_minor(seconds, int(state["rate"]))
             entries.append(
@@ -825,13 +864,18 @@ def _sum_dicts(dicts: Iterable[dict[str, int]]) -> dict[str, int]:
 
 
 def _largest_currency(sums: dict[str, int], pid: str) -> str | None:
-    prefix = f"{pid}|a|"
-    amounts = [(v, k[len(prefix) :]) for k, v in sums.items() if k.startswith(prefix)]
+    by_currency = Bucket()
+    for name, value in sums.items():
+        ident, kind, currency = parse_field(name)
+        if ident == pid:
+            by_currency.add_field(kind, currency, value)
+    amounts = [(v, c) for c, v in by_currency.amounts_minor().items()]
     return max(amounts)[1] if amounts else None
 
 
 def _running_part(entry: dict[str, Any], field: str, elapsed: int) -> int:
-    """What a running timer adds to a progress figure of `field` (s, b or a|<currency>)."""
+    """What a running timer adds to a progress figure of `field` (s, b or a|<currency>): seconds,
+    or for an amount the exact rate_minor x seconds (rounded with the rest by the caller)."""
     if field == "s":
         return elapsed
     if not entry.get("billable"):
@@ -840,7 +884,7 @@ def _running_part(entry: dict[str, Any], field: str, elapsed: int) -> int:
         return elapsed
     currency = field[2:]
     if entry.get("rate") and entry.get("currency") and entry["currency"] == currency:
-        return amount_minor(elapsed, int(entry["rate"]))
+        return elapsed * int(entry["rate"])
     return 0
 
 
@@ -866,9 +910,7 @@ def _add_running(bucket: Bucket, entry: dict[str, Any], elapsed: int) -> None:
         bucket.billable_s += elapsed
         if entry.get("rate") and entry.get("currency"):
             currency = entry["currency"]
-            bucket.amounts[currency] = bucket.amounts.get(currency, 0) + amount_minor(
-                elapsed, int(entry["rate"])
-            )
+            bucket.exact[currency] = bucket.exact.get(currency, 0) + elapsed * int(entry["rate"])
 
 
 def _merge(total: Bucket, bucket: Bucket) -> None:
@@ -877,11 +919,13 @@ def _merge(total: Bucket, bucket: Bucket) -> None:
     total.running_s += bucket.running_s
     for currency, value in bucket.amounts.items():
         total.amounts[currency] = total.amounts.get(currency, 0) + value
+    for currency, value in bucket.exact.items():
+        total.exact[currency] = total.exact.get(currency, 0) + value
 
 
 def _money_fields(bucket: Bucket) -> dict[str, Any]:
     amounts = sorted(
-        ((c, v) for c, v in bucket.amounts.items() if v), key=lambda cv: (-cv[1], cv[0])
+        ((c, v) for c, v in bucket.amounts_minor().items() if v), key=lambda cv: (-cv[1], cv[0])
     )
     primary = amounts[0] if amounts else (None, 0)
     return {

@@ -115,9 +115,27 @@ export function fmtApiAmounts(amounts) {
   return (amounts || []).map((a) => fmtMoney(a.amount, a.currency)).join(" + ");
 }
 
-/** Billable minor units of `elapsed` seconds at `rate` per hour, rounded half up (as the store). */
-export function amountMinor(seconds, rateMinor) {
-  return Math.floor((seconds * rateMinor + 1800) / 3600);
+/**
+ * Minor units of an exact amount (rate_minor x seconds), rounded half up ONCE, as the store and
+ * Clockify's reports round a group's total: sum the exact parts of every day and running timer
+ * first, then call this. Integer steps only (a float division could land on the wrong side of a
+ * half near 2^53); the remainder is taken non-negative, so a negative delta rounds half up too.
+ */
+export function minorOfExact(exact) {
+  const rest = (((exact + 1800) % 3600) + 3600) % 3600;
+  return (exact + 1800 - rest) / 3600;
+}
+
+/**
+ * A total's amounts in minor units per currency: the legacy `a` part (rounded per entry when it
+ * was written) plus the exact `m` part rounded once.
+ */
+export function bucketMinor(bucket) {
+  const out = idMap(bucket?.a);
+  for (const [currency, exact] of Object.entries(bucket?.m || {})) {
+    out[currency] = (out[currency] || 0) + minorOfExact(exact);
+  }
+  return out;
 }
 
 // Dates (ISO "YYYY-MM-DD" strings, computed in the reporting time zone) ------------------------
@@ -208,7 +226,10 @@ export function idMap(from) {
   return map;
 }
 
-/** A snapshot's days ({day: {dim: {id: {s, b, a: {currency: minor}}}}}) as id maps throughout. */
+/**
+ * A snapshot's days ({day: {dim: {id: {s, b, a: {currency: minor}, m: {currency: exact}}}}}) as
+ * id maps throughout. `m` is rate_minor x seconds, never rounded here (see bucketMinor).
+ */
 export function adoptDays(raw) {
   const days = idMap();
   for (const [day, dims] of Object.entries(raw || {})) {
@@ -218,6 +239,7 @@ export function adoptDays(raw) {
       for (const [id, bucket] of Object.entries(buckets || {})) {
         out[id] = idMap(bucket);
         if (bucket?.a) out[id].a = idMap(bucket.a);
+        if (bucket?.m) out[id].m = idMap(bucket.m);
       }
     }
   }
@@ -236,8 +258,9 @@ export function adoptNames(raw) {
 function parseField(dim, field) {
   if (dim === "X") return { id: field, kind: "s", currency: null };
   const parts = field.split("|");
-  if (parts.length >= 3 && parts[parts.length - 2] === "a") {
-    return { id: parts.slice(0, -2).join("|"), kind: "a", currency: parts[parts.length - 1] };
+  const kind = parts[parts.length - 2];
+  if (parts.length >= 3 && (kind === "a" || kind === "m")) {
+    return { id: parts.slice(0, -2).join("|"), kind, currency: parts[parts.length - 1] };
   }
   return { id: parts.slice(0, -1).join("|"), kind: parts[parts.length - 1], currency: null };
 }
@@ -247,11 +270,11 @@ function applyItems(dayMap, items, sign) {
     const { id, kind, currency } = parseField(dim, field);
     const buckets = (dayMap[dim] ||= idMap());
     const bucket = (buckets[id] ||= idMap());
-    if (kind === "a") {
-      const amounts = (bucket.a ||= idMap());
+    if (kind === "a" || kind === "m") {
+      const amounts = (bucket[kind] ||= idMap());
       amounts[currency] = (amounts[currency] || 0) + sign * delta;
       if (!amounts[currency]) delete amounts[currency];
-      if (!Object.keys(amounts).length) delete bucket.a;
+      if (!Object.keys(amounts).length) delete bucket[kind];
     } else {
       bucket[kind] = (bucket[kind] || 0) + sign * delta;
       if (!bucket[kind]) delete bucket[kind];
@@ -261,7 +284,7 @@ function applyItems(dayMap, items, sign) {
 }
 
 /**
- * Apply one entry change to `days` ({day: {dim: {id: {s, b, a}}}} from adoptDays, only the days
+ * Apply one entry change to `days` ({day: {dim: {id: {s, b, a, m}}}} from adoptDays, only the days
  * of the range): subtract the old contribution from its day, add the new one to its day. Days
  * outside the range are not held, so their part of a change is ignored.
  */

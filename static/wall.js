@@ -8,8 +8,8 @@ import {
   LiveStream,
   adoptDays,
   adoptNames,
-  amountMinor,
   applyChange,
+  bucketMinor,
   dayInZone,
   fmtClock,
   fmtDay,
@@ -20,6 +20,7 @@ import {
   idMap,
   kiosk,
   mergeNames,
+  minorOfExact,
   params,
   safeColor,
   setupPage,
@@ -48,6 +49,7 @@ const state = {
   running: new Map(),
   names: adoptNames(null),
   progressDelta: idMap(), // project id -> what changes since the snapshot added to its progress
+  progressExact: idMap(), // project id -> the same for a budget's exact part (rate_minor x s)
   feed: [],
   lastChangeAt: null, // when the newest entry change was written (ms)
   currencies: [], // every currency seen, in the order first shown: amounts never swap places
@@ -71,10 +73,11 @@ const stream = new LiveStream(`/events${query.toString() ? `?${query}` : ""}`, {
     state.running = new Map((data.running || []).map((e) => [e.id, e]));
     state.names = adoptNames(data.names);
     state.progressDelta = idMap();
+    state.progressExact = idMap();
     state.feed = (data.feed || []).slice(-FEED_KEPT);
     const newest = state.feed.length ? streamIdTime(state.feed[state.feed.length - 1].id) : null;
     state.lastChangeAt = newest ? newest.getTime() : null;
-    noteCurrencies(totals("A", weekDays(), Date.now()).get("")?.a);
+    noteCurrencies(bucketMinor(totals("A", weekDays(), Date.now()).get("")));
     scheduleRender();
   },
   onChange(data, id) {
@@ -117,14 +120,18 @@ const clientName = (id) => (id ? state.names.client?.[id]?.name : null);
 const longTimerS = () => (state.snapshot?.longTimerHours || 8) * 3600;
 
 function emptyBucket() {
-  return { s: 0, b: 0, a: idMap() };
+  return { s: 0, b: 0, a: idMap(), m: idMap() };
 }
 
+// Exact amounts (m) are summed over every day and running timer and rounded once, when shown
+// (bucketMinor), so the wall shows the figures /api/summary answers.
 function addBucket(target, bucket) {
   target.s += bucket.s || 0;
   target.b += bucket.b || 0;
-  for (const [currency, value] of Object.entries(bucket.a || {})) {
-    target.a[currency] = (target.a[currency] || 0) + value;
+  for (const part of ["a", "m"]) {
+    for (const [currency, value] of Object.entries(bucket[part] || {})) {
+      target[part][currency] = (target[part][currency] || 0) + value;
+    }
   }
 }
 
@@ -143,8 +150,8 @@ function totals(dim, dayList, now) {
     if (!wanted.has(dayInZone(new Date(entry.start), tz()))) continue;
     const elapsed = elapsedOf(entry, now);
     const id = { A: "", P: entry.projectId || "-", U: entry.userId, C: entry.clientId || "-" }[dim];
-    const running = { s: elapsed, b: entry.billable ? elapsed : 0, a: idMap() };
-    if (entry.billable && entry.rate && entry.currency) running.a[entry.currency] = amountMinor(elapsed, entry.rate);
+    const running = { s: elapsed, b: entry.billable ? elapsed : 0, m: idMap() };
+    if (entry.billable && entry.rate && entry.currency) running.m[entry.currency] = elapsed * entry.rate;
     addBucket(bucketOf(id), running);
   }
   return out;
@@ -197,10 +204,12 @@ function applyProgress(change) {
     for (const [dim, field, delta] of part?.f || []) {
       if (dim !== "P") continue;
       const cut = field.indexOf("|");
-      const p = progress[field.slice(0, cut)];
+      // Own keys only: the snapshot's progress is parsed JSON, where "__proto__" finds a prototype.
+      const p = Object.hasOwn(progress, field.slice(0, cut)) ? progress[field.slice(0, cut)] : null;
       if (!p || !countsIn(p, field.slice(cut + 1), part.day)) continue;
       const id = field.slice(0, cut);
-      state.progressDelta[id] = (state.progressDelta[id] || 0) + sign * delta;
+      const into = field.slice(cut + 1, cut + 3) === "m|" ? state.progressExact : state.progressDelta;
+      into[id] = (into[id] || 0) + sign * delta;
     }
   };
   add(change.prev, -1);
@@ -208,7 +217,9 @@ function applyProgress(change) {
 }
 
 function countsIn(p, field, day) {
-  const matches = field === p.field || (p.field === "a" && field.startsWith("a|"));
+  // A budget's field is a|<currency>: legacy a| and exact m| deltas of that currency count.
+  const money = p.field.startsWith("a") && (field.startsWith("a|") || field.startsWith("m|"));
+  const matches = field === p.field || (money && (p.field === "a" || field.slice(2) === p.field.slice(2)));
   return matches && !(p.since && day < p.since) && !(p.until && day > p.until);
 }
 
@@ -217,13 +228,17 @@ function progressOf(id, now) {
   const p = state.snapshot.progress?.projects?.[id];
   if (!p) return null;
   let value = p.tracked + (state.progressDelta[id] || 0);
+  // A budget rounds its exact part once, after later changes and running timers join it.
+  let exact = (p.trackedExact || 0) + (state.progressExact[id] || 0);
+  value -= minorOfExact(p.trackedExact || 0);
   for (const entry of state.running.values()) {
     if (entry.projectId !== id || !countsIn(p, p.field, dayInZone(new Date(entry.start), tz()))) continue;
     const elapsed = elapsedOf(entry, now);
     if (p.field === "s") value += elapsed;
     else if (entry.billable && p.field === "b") value += elapsed;
-    else if (entry.billable && entry.rate && p.field === `a|${entry.currency}`) value += amountMinor(elapsed, entry.rate);
+    else if (entry.billable && entry.rate && p.field === `a|${entry.currency}`) exact += elapsed * entry.rate;
   }
+  value += minorOfExact(exact);
   return { ...p, value, ratio: value / p.estimate };
 }
 
@@ -685,14 +700,15 @@ function renderStat(el, bucket, rangeText) {
   setText(p.minutes, minutes.replace(" m", ""));
   setText(p.share, `${bucket.s ? Math.round((bucket.b / bucket.s) * 100) : 0}% billable`);
   if (!p.money) return;
-  noteCurrencies(bucket.a);
-  const amounts = currencyOrder().filter((c) => bucket.a[c]);
+  const minor = bucketMinor(bucket);
+  noteCurrencies(minor);
+  const amounts = currencyOrder().filter((c) => minor[c]);
   syncList(
     p.money,
     amounts,
     (c) => c,
     () => h("span"),
-    (span, c) => setText(span, fmtMoney(bucket.a[c] / 100, c)),
+    (span, c) => setText(span, fmtMoney(minor[c] / 100, c)),
   );
 }
 

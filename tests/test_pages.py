@@ -192,6 +192,26 @@ def test_wall_shows_a_started_timer_ticking_then_its_stopped_time_in_the_totals(
 
 
 @pytest.mark.slow
+def test_wall_rounds_money_once_per_total_as_the_api_does(midday: LiveServer, page: Page) -> None:
+    # Three 10-second entries at 100.00/h: 300000 / 3600 = 83.33 cents, so 0.83 (0.84 if each
+    # entry were rounded). One is in the snapshot, two arrive as change events.
+    start = datetime.now(UTC).replace(microsecond=0) - timedelta(minutes=30)
+    bodies = [
+        entry_body(new_entry_id(), "ana", "web", at, at + timedelta(seconds=10), rate=(10000, EUR))
+        for at in (start, start + timedelta(minutes=1), start + timedelta(minutes=2))
+    ]
+    midday.webhook("NEW_TIME_ENTRY", bodies[0])
+    page.goto(midday.url + "/")
+    wait_live(page)
+    expect(page.locator("#today .money")).to_have_text("€0.28")
+    for body in bodies[1:]:
+        midday.webhook("NEW_TIME_ENTRY", body)
+    expect(page.locator("#today .money")).to_have_text("€0.83")
+    expect(page.locator("#week .money")).to_have_text("€0.83")
+    assert midday.api("/api/summary", groupBy="PROJECT")["billableAmount"] == 0.83
+
+
+@pytest.mark.slow
 def test_wall_recovers_by_itself_after_a_server_restart(midday: LiveServer, page: Page) -> None:
     page.goto(midday.url + "/")
     wait_live(page)

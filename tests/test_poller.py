@@ -156,8 +156,9 @@ def expected_totals(
     last: date | None = None,
     extra: Iterable[SimEntry] = (),
 ) -> Totals:
-    """Seconds, billable seconds and amounts (minor units, round half up per entry) per group,
-    for entries starting in [first, last] in `zone`; running timers count until `now_s`."""
+    """Seconds, billable seconds and amounts (minor units: the group's exact seconds x rate,
+    rounded half up once) per group, for entries starting in [first, last] in `zone`; running
+    timers count until `now_s`."""
     out: Totals = {}
     for entry in [*sim.entries.values(), *extra]:
         day = entry.start.astimezone(zone).date()
@@ -178,11 +179,14 @@ def expected_totals(
         if entry.billable:
             billable += seconds
             if project and project.hourly_rate_minor:
-                amount = (seconds * project.hourly_rate_minor + 1800) // 3600
+                amount = seconds * project.hourly_rate_minor  # exact, rounded below
                 amounts = dict(amounts)
                 amounts[project.currency] = amounts.get(project.currency, 0) + amount
         out[key] = (total + seconds, billable, amounts)
-    return out
+    return {
+        key: (total, billable, {c: m for c, v in amounts.items() if (m := (v + 1800) // 3600)})
+        for key, (total, billable, amounts) in out.items()
+    }
 
 
 async def stored_totals(

@@ -133,7 +133,13 @@ def iso(moment: datetime) -> str:
 
 
 def amount_minor(seconds: int, rate_minor: int) -> int:
+    """One entry's own amount (the entries list): rounded half up on its own."""
     return (seconds * rate_minor + 1800) // 3600
+
+
+def group_minor(exact: int) -> int:
+    """A group's amount: its exact sum of seconds x rate, rounded half up once."""
+    return (exact + 1800) // 3600
 
 
 def body_for(entry_id: str, state: State, shape: str) -> dict[str, Any]:
@@ -244,10 +250,8 @@ class Model:
             if state.billable:
                 bucket["b"] += seconds
                 if state.rate:
-                    amount = amount_minor(seconds, state.rate[0])
-                    if amount or state.running:
-                        amounts = bucket["a"]
-                        amounts[state.rate[1]] = amounts.get(state.rate[1], 0) + amount
+                    exact = bucket["a"]  # summed exactly here, rounded by _visible
+                    exact[state.rate[1]] = exact.get(state.rate[1], 0) + seconds * state.rate[0]
 
         for _, state in self.live(days):
             seconds = self.seconds(state, now)
@@ -313,7 +317,7 @@ def _visible(bucket: dict[str, Any]) -> dict[str, Any]:
         "seconds": bucket["s"],
         "billable": bucket["b"],
         "running": bucket["r"],
-        "amounts": {c: v for c, v in bucket["a"].items() if v},
+        "amounts": {c: group_minor(v) for c, v in bucket["a"].items() if group_minor(v)},
     }
 
 
