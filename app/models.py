@@ -546,9 +546,7 @@ def parse_time_entry(body: Any) -> TimeEntry:
         hourly_rate=rate,
         entry_type=entry_type[:20],
         names=tuple(names),
-        unknown=frozenset(
-            key for key, sources in _STATE_SOURCES if not any(s in body for s in sources)
-        ),
+        unknown=_unknown_keys(body),
     )
 
 
@@ -563,6 +561,20 @@ _STATE_SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("rate", ("hourlyRate", "rate", "earnedRate")),
     ("currency", ("hourlyRate", "currency")),
 )
+
+
+# A webhook body carries every one of these, so it reports every state key: the hot path's check.
+_WEBHOOK_KEYS = frozenset(
+    ("projectId", "task", "tags", "description", "billable", "type", "hourlyRate")
+)
+_NOTHING_UNKNOWN: frozenset[str] = frozenset()
+
+
+def _unknown_keys(body: dict[str, Any]) -> frozenset[str]:
+    """The state keys `body` says nothing of (a poll row must not erase them)."""
+    if body.keys() >= _WEBHOOK_KEYS:
+        return _NOTHING_UNKNOWN
+    return frozenset(key for key, sources in _STATE_SOURCES if not any(s in body for s in sources))
 
 
 def parse_entry_id(body: Any) -> tuple[str, str | None]:
