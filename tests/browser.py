@@ -8,9 +8,10 @@ inline script or inline style attributes fails its test.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import uvicorn
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page
 from starlette.applications import Starlette
 from starlette.responses import FileResponse
 from starlette.routing import Route
@@ -270,3 +272,34 @@ def week_days_so_far(now: datetime, zone: str) -> list[datetime]:
     today = local_midnight(now, zone)
     monday = today - timedelta(days=today.weekday())
     return [monday + timedelta(days=i) for i in range((today - monday).days + 1)]
+
+
+class PageProblems:
+    """Uncaught errors and CSP violations seen by a page; a test ends with none."""
+
+    def __init__(self) -> None:
+        self.items: list[str] = []
+
+    def console(self, message: ConsoleMessage) -> None:
+        if message.type == "error" and "Content Security Policy" in message.text:
+            self.items.append(f"CSP: {message.text}")
+
+    def page_error(self, error: Error) -> None:
+        self.items.append(f"uncaught: {error}")
+
+
+@contextlib.contextmanager
+def watched_tab(browser: Browser) -> Iterator[Page]:
+    """A 1920x1080 tab (en-US, Europe/Berlin) that fails the test on an uncaught error or a
+    CSP violation when it closes."""
+    context = browser.new_context(
+        viewport={"width": 1920, "height": 1080}, locale="en-US", timezone_id="Europe/Berlin"
+    )
+    context.set_default_timeout(10_000)
+    problems = PageProblems()
+    tab = context.new_page()
+    tab.on("console", problems.console)
+    tab.on("pageerror", problems.page_error)
+    yield tab
+    context.close()
+    assert problems.items == []

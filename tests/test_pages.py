@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import redis
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from app.main import PAGES, create_app, render_page
 from tests import dbs
@@ -27,6 +27,7 @@ from tests.browser import (
     midday_zone,
     new_entry_id,
     project_body,
+    watched_tab,
     week_days_so_far,
 )
 from tests.conftest import make_settings, redis_url
@@ -89,33 +90,10 @@ def midday(flushed_redis: None) -> Iterator[LiveServer]:
     server.stop()
 
 
-class PageProblems:
-    """Uncaught errors and CSP violations seen by a page; a test ends with none."""
-
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def console(self, message: ConsoleMessage) -> None:
-        if message.type == "error" and "Content Security Policy" in message.text:
-            self.items.append(f"CSP: {message.text}")
-
-    def page_error(self, error: Error) -> None:
-        self.items.append(f"uncaught: {error}")
-
-
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport={"width": 1920, "height": 1080}, locale="en-US", timezone_id="Europe/Berlin"
-    )
-    context.set_default_timeout(10_000)
-    problems = PageProblems()
-    tab = context.new_page()
-    tab.on("console", problems.console)
-    tab.on("pageerror", problems.page_error)
-    yield tab
-    context.close()
-    assert problems.items == []
+    with watched_tab(browser) as tab:
+        yield tab
 
 
 def screenshot(page: Page, name: str, full_page: bool = False) -> None:

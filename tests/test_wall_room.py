@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 from redis.asyncio import Redis
 
 from app.main import create_app
@@ -36,6 +36,7 @@ from tests.browser import (
     entry_body,
     midday_zone,
     new_entry_id,
+    watched_tab,
 )
 from tests.conftest import WS, FixedClock, make_settings, redis_url
 
@@ -99,31 +100,10 @@ def midday(flushed_redis: redis.Redis) -> Iterator[LiveServer]:
     server.stop()
 
 
-class PageProblems:
-    def __init__(self) -> None:
-        self.items: list[str] = []
-
-    def console(self, message: ConsoleMessage) -> None:
-        if message.type == "error" and "Content Security Policy" in message.text:
-            self.items.append(f"CSP: {message.text}")
-
-    def page_error(self, error: Error) -> None:
-        self.items.append(f"uncaught: {error}")
-
-
 @pytest.fixture
 def page(browser: Browser) -> Iterator[Page]:
-    context = browser.new_context(
-        viewport={"width": 1920, "height": 1080}, locale="en-US", timezone_id="Europe/Berlin"
-    )
-    context.set_default_timeout(10_000)
-    problems = PageProblems()
-    tab = context.new_page()
-    tab.on("console", problems.console)
-    tab.on("pageerror", problems.page_error)
-    yield tab
-    context.close()
-    assert problems.items == []
+    with watched_tab(browser) as tab:
+        yield tab
 
 
 def wait_live(page: Page) -> None:
