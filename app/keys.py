@@ -93,3 +93,9 @@ def project_tracked(ws: str) -> str:
     `duration`), plus `readAt` (ISO instant); replaced whole each time the poller reads the
     projects, so a deleted project leaves it."""
     return f"{workspace_prefix(ws)}projects:tracked"
+
+
+def reporting_settings(ws: str) -> str:
+    """String of JSON {timeZone, weekStart, source}: the zone that decides each entry's day and
+    the week start, settled once (app/reporting.py) and read by every process."""
+    return f"{workspace_prefix(ws)}reporting"

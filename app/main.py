@@ -32,11 +32,12 @@ from app import keys
 from app.access import AccessMiddleware, ShareRevocations
 from app.api import Api
 from app.budget import RequestBudget
-from app.clockify import ClockifyClient
-from app.config import Settings
+from app.clockify import ClockifyClient, ClockifyError
+from app.config import WEEKDAYS, Settings
 from app.metrics import Metrics
 from app.pipe import ScriptPipe
 from app.poller import Poller, PollerState, poll_status_event
+from app.reporting import ReportingSettings, settle
 from app.share import ShareReport
 from app.sse import RAW_SEND_KEY, EventsEndpoint
 from app.store import STORE_DEADLINE_S, Clock, TotalsStore, utc_now
@@ -133,7 +134,12 @@ class Service:
             settings.stream_maxlen,
             clock=clock,
             pipe=self.pipe,
+            # A configured zone is known now; any other waits for settle_reporting().
+            settled=settings.timezone is not None,
         )
+        self.reporting: ReportingSettings | None = None
+        self.reporting_error: str | None = None
+        self.reporting_settled = asyncio.Event()
         self.store_error: str | None = None
         self.hub = ChangeHub(
             self.redis,
@@ -169,21 +175,97 @@ class Service:
                 out["webhooks"] = problems
         return out
 
+    def clockify_client(self, ws: str) -> tuple[ClockifyClient, RequestBudget] | None:
+        """A Clockify client spending `ws`'s request budget; None without an API key."""
+        settings = self.settings
+        if not settings.api_key:
+            return None
+        if self.http is None:
+            self.http = httpx.AsyncClient()
+        budget = RequestBudget(self.redis, ws, settings.api_budget_per_hour or 30)
+        client = ClockifyClient(
+            settings.api_key,
+            budget=budget,
+            api_url=settings.api_url,
+            reports_url=settings.reports_url,
+            http=self.http,
+        )
+        return client, budget
+
+    async def settle_reporting(self) -> None:
+        """Settle every workspace's reporting zone and week start (app/reporting.py) and hand
+        them to the store, which applies entries from then on. The store keeps one zone: with
+        several workspaces that disagree, the first one's is used and the log says so."""
+        found: list[tuple[str, ReportingSettings]] = []
+        for ws in self.settings.workspace_ids or (self.settings.default_workspace,):
+            made = self.clockify_client(ws)
+            found.append((ws, await settle(self.redis, ws, self.settings, made and made[0])))
+        (first_ws, chosen), others = found[0], found[1:]
+        for ws, other in others:
+            if not other.same_as(chosen):
+                log.warning(
+                    "workspace %s reports in %s (week from %s) but workspace %s in %s (week "
+                    "from %s): one process reports every workspace in one zone, so %s is used "
+                    "for all; set CLOCKWALL_TIMEZONE (and CLOCKWALL_WEEK_START) to choose",
+                    ws,
+                    other.zone.key,
+                    other.week_start,
+                    first_ws,
+                    chosen.zone.key,
+                    chosen.week_start,
+                    chosen.zone.key,
+                )
+        self.reporting = chosen
+        self.reporting_error = None
+        self.store.settle(chosen.zone, chosen.week_start_index)
+        self.reporting_settled.set()
+        log.info(
+            "reporting in %s, weeks from %s (source: %s)",
+            chosen.zone.key,
+            chosen.week_start,
+            chosen.source,
+        )
+
+    async def try_settle_reporting(self, timeout_s: float) -> bool:
+        """settle_reporting() once; False (logged, and shown in /readyz) when Redis or
+        Clockify did not answer."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.settle_reporting()
+            return True
+        except (RedisError, OSError, TimeoutError, ClockifyError, httpx.HTTPError) as exc:
+            self.reporting_error = _settle_problem(exc)
+            log.warning(
+                "the reporting time zone is not settled: %s; %s",
+                self.reporting_error,
+                "retrying"
+                if self.store.settled
+                else "webhook deliveries get 503 until it is; retrying",
+            )
+            return False
+
+    async def keep_settling_reporting(self) -> None:
+        """try_settle_reporting() until it succeeds, backing off up to 30 s."""
+        backoff_s = 1.0
+        while not await self.try_settle_reporting(timeout_s=30.0):
+            await asyncio.sleep(backoff_s)
+            backoff_s = min(backoff_s * 2, 30.0)
+
+    async def run_poller(self, poller: Poller) -> None:
+        # The poller applies entries too: not before the zone that buckets them is settled.
+        if not self.store.settled:
+            await self.reporting_settled.wait()
+        await poller.run()
+
     def build_pollers(self) -> None:
         """One poller per workspace when an API key is set and the mode polls."""
         settings = self.settings
         if not settings.api_key or settings.effective_mode not in ("poll", "hybrid"):
             return
-        self.http = httpx.AsyncClient()
         for ws in settings.workspace_ids:
-            budget = RequestBudget(self.redis, ws, settings.api_budget_per_hour or 30)
-            client = ClockifyClient(
-                settings.api_key,
-                budget=budget,
-                api_url=settings.api_url,
-                reports_url=settings.reports_url,
-                http=self.http,
-            )
+            made = self.clockify_client(ws)
+            assert made is not None  # an API key is set
+            client, budget = made
             self.pollers.append(
                 Poller(
                     ws,
@@ -194,7 +276,8 @@ class Service:
                     mode=settings.effective_mode,
                     budget=budget,
                     configured_budget=settings.api_budget_per_hour,
-                    adopt_owner_settings=settings.timezone is None,
+                    check_owner_settings=settings.timezone is None,
+                    week_start_configured=settings.week_start is not None,
                     on_state=functools.partial(self._poll_state_changed, ws),
                 )
             )
@@ -258,6 +341,9 @@ class Service:
             return state
         self.store_error = None
         state.update(status="ready", store="ok")
+        state.update(self.reporting_state())
+        if not self.store.settled:
+            state["status"] = "unavailable"
         if self.pollers:
             state["pollers"] = [asdict(p.state) for p in self.pollers]
         # As the polling process (maybe another) last found them; no tokens, no URLs.
@@ -273,8 +359,40 @@ class Service:
             state["webhooks"] = webhooks
         return state
 
+    def reporting_state(self) -> dict[str, Any]:
+        """The zone that decides each entry's day, where it came from, and what is wrong."""
+        store = self.store
+        reporting: dict[str, Any] = {
+            "timezone": store.zone.key,
+            "weekStart": WEEKDAYS[store.week_start_index],
+            "settled": store.settled,
+        }
+        if self.reporting is not None:
+            reporting["source"] = self.reporting.source
+        if not store.settled:
+            reporting["problem"] = (
+                f"not settled yet ({self.reporting_error or 'starting'}); webhook deliveries "
+                "get 503 until it is"
+            )
+        warnings = [p.reporting_warning for p in self.pollers if p.reporting_warning]
+        if warnings:
+            reporting["warning"] = warnings[0]
+        return {"reporting": reporting}
+
     async def metrics_endpoint(self, request: Request) -> Response:
         return Response(generate_latest(self.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+def _settle_problem(exc: BaseException) -> str:
+    if isinstance(exc, (RedisError, OSError)):
+        return f"Redis does not answer ({type(exc).__name__}); check that it runs and REDIS_URL"
+    if isinstance(exc, TimeoutError):
+        return "Redis or Clockify did not answer in time"
+    # ClockifyError messages name the cause and never the key.
+    return (
+        f"Clockify did not give the API key owner's profile ({exc}); fix that, or set "
+        "CLOCKWALL_TIMEZONE"
+    )
 
 
 class ClockwallApp(Starlette):
@@ -322,9 +440,15 @@ def create_app(
         with contextlib.suppress(RedisError, OSError):
             await service.hub.prime()  # without Redis, the reader primes itself when it can
         service.hub.start()
+        tasks: list[asyncio.Task[None]] = []
+        # Before the first request when Redis (and Clockify) answer at once; else in the
+        # background, the webhook answering 503 meanwhile. A configured zone needs no wait.
+        if service.store.settled or not await service.try_settle_reporting(timeout_s=5.0):
+            tasks.append(asyncio.create_task(service.keep_settling_reporting()))
         service.build_pollers()
-        tasks = [
-            asyncio.create_task(p.run(), name=f"clockwall-poller-{p.ws}") for p in service.pollers
+        tasks += [
+            asyncio.create_task(service.run_poller(p), name=f"clockwall-poller-{p.ws}")
+            for p in service.pollers
         ]
         try:
             yield

@@ -39,6 +39,7 @@ from app.clockify import (
     NotFoundError,
     RateLimitedError,
 )
+from app.config import WEEKDAYS
 from app.metrics import Metrics
 from app.models import (
     Named,
@@ -48,6 +49,7 @@ from app.models import (
     parse_named,
     parse_time_entry,
 )
+from app.reporting import ReportingSettings, parse_owner_settings
 from app.store import Clock, TotalsStore, utc_now
 from app.webhook_health import WebhookWatch
 
@@ -152,7 +154,8 @@ class Poller:
         mode: str,
         budget: RequestBudget,
         configured_budget: int | None = None,
-        adopt_owner_settings: bool = False,
+        check_owner_settings: bool = False,
+        week_start_configured: bool = False,
         clock: Clock = utc_now,
         sleep: Sleep = asyncio.sleep,
         lease_ttl_s: float = 10.0,
@@ -173,7 +176,12 @@ class Poller:
         self.on_state = on_state
         client.on_status = self._on_status
         self.state = PollerState(mode=mode)
-        self.adopt_owner_settings = adopt_owner_settings
+        # The zone never changes at runtime (app/reporting.py settles it once); the poller
+        # only notices when the key owner's profile no longer matches it.
+        self.check_owner_settings = check_owner_settings
+        # A week start the operator set (CLOCKWALL_WEEK_START) is no drift from the owner's.
+        self.week_start_configured = week_start_configured
+        self.reporting_warning: str | None = None
         self.schedule = Schedule.for_budget(budget.limit_per_hour)
         self.due: dict[str, datetime] = {}
         self.entities_available = True
@@ -277,11 +285,10 @@ class Poller:
         per_hour = budget_for_plan(plan_text, self.configured_budget)
         self.budget.limit_per_hour = per_hour
         self.schedule = Schedule.for_budget(per_hour, self.changes_calls)
-        if self.adopt_owner_settings:
-            # DESIGN: without CLOCKWALL_TIMEZONE / _WEEK_START, report in the key owner's.
-            settings = (await self.client.get_user()).get("settings") or {}
+        if self.check_owner_settings:
+            owner = parse_owner_settings(await self.client.get_user())
             self._count("user")
-            self.store.adopt_owner_settings(settings.get("timeZone"), settings.get("weekStart"))
+            self._compare_owner_settings(owner)
         self.discovered = True
         self._set(plan=plan_text, budget_per_hour=per_hour)
         log.info(
@@ -290,6 +297,24 @@ class Poller:
             per_hour,
             self.schedule.running_s,
         )
+
+    def _compare_owner_settings(self, owner: ReportingSettings | None) -> None:
+        store = self.store
+        if owner is None or (
+            owner.zone.key == store.zone.key
+            and (self.week_start_configured or owner.week_start_index == store.week_start_index)
+        ):
+            self.reporting_warning = None
+            return
+        warning = (
+            f"the API key owner's Clockify profile now says {owner.zone.key}, week from "
+            f"{owner.week_start}; the reporting zone stays {store.zone.key}, week from "
+            f"{WEEKDAYS[store.week_start_index]}, until the totals are rebuilt (not yet "
+            "automatic)"
+        )
+        if warning != self.reporting_warning:
+            log.warning("workspace %s: %s", self.ws, warning)
+        self.reporting_warning = warning
 
     async def _publish_budget(self) -> None:
         left = await self.budget.remaining()

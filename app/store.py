@@ -7,7 +7,6 @@ they sum the per-day total hashes of the range and add running timers' elapsed t
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Iterable
@@ -206,11 +205,16 @@ class TotalsStore:
         stream_maxlen: int = 10_000,
         clock: Clock = utc_now,
         pipe: ScriptPipe | None = None,
+        *,
+        settled: bool = True,
     ) -> None:
         self.redis = redis
         self.pipe = pipe  # the hot path's pipelined connection; None: through redis-py
         self.zone = zone
         self.week_start_index = week_start_index
+        # False until the reporting zone is settled (app/reporting.py): nothing is applied
+        # before, since an entry bucketed in a provisional zone would stay on the wrong day.
+        self.settled = settled
         self.stream_maxlen = stream_maxlen
         self.clock = clock
         self._apply = redis.register_script(_load_script("apply_entry.lua"))
@@ -218,15 +222,11 @@ class TotalsStore:
         self._project_clients: dict[tuple[str, str], str | None] = {}
         self._sent_names: dict[tuple[str, str, str], tuple[bytes, float]] = {}
 
-    def adopt_owner_settings(self, time_zone: object, week_start: object) -> None:
-        """Use the API-key owner's time zone and week start (when not configured)."""
-        from app.config import WEEKDAYS
-
-        if isinstance(time_zone, str):
-            with contextlib.suppress(ValueError, KeyError):
-                self.zone = ZoneInfo(time_zone)
-        if isinstance(week_start, str) and week_start.upper() in WEEKDAYS:
-            self.week_start_index = WEEKDAYS.index(week_start.upper())
+    def settle(self, zone: ZoneInfo, week_start_index: int) -> None:
+        """Take the settled reporting zone and week start; entries may be applied from now on."""
+        self.zone = zone
+        self.week_start_index = week_start_index
+        self.settled = True
 
     # Writes ---------------------------------------------------------------------------
     def day_of(self, moment: datetime) -> str:

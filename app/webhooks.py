@@ -217,6 +217,17 @@ class WebhookEndpoint:
         one apply path, which deliveries replayed from Clockify's log (app/webhook_health.py)
         take too. `event` is upper case; `bound`, the workspace the token is bound to."""
         event_label = event if event in KNOWN_EVENTS else OTHER
+        if not self.store.settled:
+            # Applying in a provisional zone would put entries on days no rebuild corrects.
+            self._count(event_label, "unavailable")
+            return error_answer(
+                503,
+                "the store is not ready: the reporting time zone is not settled yet, "
+                "nothing was recorded",
+                "resend this delivery shortly; /readyz says what clockwall is waiting for "
+                "(Redis, or the API key owner's Clockify profile; CLOCKWALL_TIMEZONE skips it)",
+                headers={"Retry-After": "5"},
+            )
         try:
             payload = orjson.loads(body)
         except orjson.JSONDecodeError as exc:

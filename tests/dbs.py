@@ -11,7 +11,9 @@ A plain module, no test tools: bench/common.py imports it too.
 
 from __future__ import annotations
 
-MULTIPROCESS = 1  # tests/test_multiprocess.py: two `clockwall serve` sharing one database
+# tests/test_multiprocess.py and the process test of test_reporting.py: two `clockwall serve`
+# sharing one database, one test at a time.
+MULTIPROCESS = 1
 PROXY = 2  # tests/test_proxy.py: two `clockwall serve` behind nginx
 PIPE = 3  # tests/test_pipe.py
 LOG_REDACTION = 4  # tests/test_log_redaction.py

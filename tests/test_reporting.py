@@ -1,0 +1,282 @@
+"""The reporting zone and week start (app/reporting.py): settled once per workspace before any
+entry is applied, the same in every process; the environment wins, then what Redis holds, then
+the API key owner's Clockify profile, then UTC and MONDAY.
+
+Unit tests on the shared Redis database (`redis` fixture, dbs.CORE) with the simulated Clockify
+in this event loop; the process test runs two `clockwall serve` on dbs.MULTIPROCESS.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import httpx
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from app import keys
+from app.budget import RequestBudget
+from app.clockify import ClockifyClient, UnlimitedBudget
+from app.config import Secret
+from app.main import create_app
+from app.metrics import Metrics
+from app.poller import Poller
+from app.reporting import ReportingSettings, settle
+from app.sim import SimulatedWorkspace
+from app.sim.server import run_simulator
+from app.store import TotalsStore
+from tests import dbs
+from tests.conftest import TOKEN, WS, make_settings, redis_db, redis_url, wait_until
+from tests.payloads import AppClient, entry_2024, post_webhook
+from tests.processes import AppProcess, serve_env
+from tests.simulator_server import SIM_API_URL, SIM_REPORTS_URL, open_sim_http
+
+AUCKLAND = "Pacific/Auckland"
+
+
+def owned_by(zone: str, week_start: str = "MONDAY", seed: int = 1) -> SimulatedWorkspace:
+    """A simulated workspace whose API key owner's profile is in `zone`."""
+    sim = SimulatedWorkspace(plan="PRO_2021", rng=random.Random(seed))
+    sim.add_user("Owner", time_zone=zone, week_start=week_start)
+    return sim
+
+
+@pytest.fixture
+async def auckland() -> AsyncIterator[tuple[SimulatedWorkspace, ClockifyClient]]:
+    sim = owned_by(AUCKLAND, "SUNDAY")
+    async with open_sim_http(sim) as http:
+        yield sim, client_of(sim, http)
+
+
+def client_of(sim: SimulatedWorkspace, http: httpx.AsyncClient) -> ClockifyClient:
+    return ClockifyClient(
+        Secret(sim.api_key),
+        budget=UnlimitedBudget(),
+        api_url=SIM_API_URL,
+        reports_url=SIM_REPORTS_URL,
+        http=http,
+    )
+
+
+async def stored(redis: Redis, ws: str = WS) -> tuple[str, str]:
+    data = orjson.loads(await redis.get(keys.reporting_settings(ws)))
+    return data["timeZone"], data["weekStart"]
+
+
+async def test_the_environment_wins_over_what_is_stored_and_is_stored_for_every_process(
+    redis: Redis, auckland: tuple[SimulatedWorkspace, ClockifyClient]
+) -> None:
+    sim, client = auckland
+    settings = make_settings(timezone="America/Edmonton", week_start="SUNDAY")
+    await redis.set(
+        keys.reporting_settings(WS),
+        ReportingSettings(ZoneInfo("Asia/Tokyo"), "MONDAY", "clockify").to_json(),
+    )
+    chosen = await settle(redis, WS, settings, client)
+    assert (chosen.zone.key, chosen.week_start, chosen.source) == (
+        "America/Edmonton",
+        "SUNDAY",
+        "environment",
+    )
+    assert await stored(redis) == ("America/Edmonton", "SUNDAY")
+    assert sim.count("user") == 0
+
+
+async def test_what_redis_holds_wins_over_the_owners_clockify_profile(
+    redis: Redis, auckland: tuple[SimulatedWorkspace, ClockifyClient]
+) -> None:
+    sim, client = auckland
+    await redis.set(
+        keys.reporting_settings(WS),
+        ReportingSettings(ZoneInfo("Asia/Tokyo"), "SATURDAY", "clockify").to_json(),
+    )
+    chosen = await settle(redis, WS, make_settings(timezone=None), client)
+    assert (chosen.zone.key, chosen.week_start) == ("Asia/Tokyo", "SATURDAY")
+    assert sim.count("user") == 0
+
+
+async def test_the_owners_clockify_zone_is_stored_with_one_request(
+    redis: Redis, auckland: tuple[SimulatedWorkspace, ClockifyClient]
+) -> None:
+    sim, client = auckland
+    chosen = await settle(redis, WS, make_settings(timezone=None), client)
+    assert (chosen.zone.key, chosen.week_start, chosen.source) == (AUCKLAND, "SUNDAY", "clockify")
+    assert await stored(redis) == (AUCKLAND, "SUNDAY")
+    assert sim.count("user") == 1
+
+
+class RacedClient:
+    """Answers GET /user with an Auckland profile, but only after another process has stored
+    Tokyo: the moment two processes starting together race for the key."""
+
+    def __init__(self, redis: Redis) -> None:
+        self.redis = redis
+
+    async def get_user(self) -> dict[str, object]:
+        other = ReportingSettings(ZoneInfo("Asia/Tokyo"), "MONDAY", "clockify")
+        await self.redis.set(keys.reporting_settings(WS), other.to_json())
+        return {"settings": {"timeZone": AUCKLAND, "weekStart": "SUNDAY"}}
+
+
+async def test_the_process_that_loses_the_race_takes_the_zone_the_winner_stored(
+    redis: Redis,
+) -> None:
+    client: Any = RacedClient(redis)
+    chosen = await settle(redis, WS, make_settings(timezone=None), client)
+    assert (chosen.zone.key, chosen.week_start) == ("Asia/Tokyo", "MONDAY")
+    assert await stored(redis) == ("Asia/Tokyo", "MONDAY")
+
+
+async def test_two_concurrent_settles_agree_on_one_zone(redis: Redis) -> None:
+    settings = make_settings(timezone=None)
+    tokyo, auckland = owned_by("Asia/Tokyo", seed=2), owned_by(AUCKLAND)
+    async with open_sim_http(tokyo) as tokyo_http, open_sim_http(auckland) as auckland_http:
+        results = await asyncio.gather(
+            settle(redis, WS, settings, client_of(tokyo, tokyo_http)),
+            settle(redis, WS, settings, client_of(auckland, auckland_http)),
+        )
+    assert results[0].same_as(results[1])
+    assert await stored(redis) == (results[0].zone.key, results[0].week_start)
+
+
+async def test_without_configuration_or_api_key_the_zone_is_utc_and_weeks_start_monday(
+    redis: Redis,
+) -> None:
+    chosen = await settle(redis, WS, make_settings(timezone=None), None)
+    assert (chosen.zone.key, chosen.week_start, chosen.source) == ("UTC", "MONDAY", "default")
+    assert await stored(redis) == ("UTC", "MONDAY")
+
+
+async def test_the_webhook_answers_503_and_records_nothing_until_the_zone_is_settled(
+    redis: Redis,
+) -> None:
+    app = create_app(make_settings(timezone=None), redis=redis)
+    service = app.state.service
+    body = entry_2024("66aa00000000000000000001", "2026-03-24T23:30:00Z", "2026-03-25T00:30:00Z")
+    async with AppClient(app) as http:
+        refused = await post_webhook(http, "NEW_TIME_ENTRY", body)
+        assert refused.status_code == 503
+        assert refused.headers["retry-after"] == "5"
+        assert "not settled" in refused.json()["error"]
+        assert await redis.hlen(keys.entry_meta(WS)) == 0
+        ready = await http.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["reporting"]["settled"] is False
+
+        await service.settle_reporting()
+        applied = await post_webhook(http, "NEW_TIME_ENTRY", body)
+        assert applied.status_code == 200, applied.text
+        ready = (await http.get("/readyz")).json()
+        assert ready["status"] == "ready"
+        assert ready["reporting"] == {
+            "timezone": "UTC",
+            "weekStart": "MONDAY",
+            "settled": True,
+            "source": "default",
+        }
+
+
+async def test_the_poller_keeps_the_settled_zone_and_warns_when_the_owners_profile_differs(
+    redis: Redis,
+) -> None:
+    sim = owned_by(AUCKLAND)
+    store = TotalsStore(redis, ZoneInfo("Asia/Tokyo"))
+    async with open_sim_http(sim) as http:
+        client = client_of(sim, http)
+        poller = Poller(
+            sim.id,
+            client,
+            store,
+            redis,
+            Metrics(),
+            mode="poll",
+            budget=RequestBudget(redis, sim.id, 1000),
+            check_owner_settings=True,
+        )
+        await poller.run_once()
+    assert store.zone.key == "Asia/Tokyo"
+    assert poller.reporting_warning is not None
+    assert "stays Asia/Tokyo" in poller.reporting_warning
+    assert "until the totals are rebuilt (not yet automatic)" in poller.reporting_warning
+
+
+@pytest.mark.parametrize("configured", [True, False])
+async def test_a_week_start_the_operator_set_is_no_drift_from_the_owners_profile(
+    redis: Redis, configured: bool
+) -> None:
+    sim = owned_by(AUCKLAND)  # the owner's week starts on Monday
+    store = TotalsStore(redis, ZoneInfo(AUCKLAND), week_start_index=6)  # Sunday
+    async with open_sim_http(sim) as http:
+        poller = Poller(
+            sim.id,
+            client_of(sim, http),
+            store,
+            redis,
+            Metrics(),
+            mode="poll",
+            budget=RequestBudget(redis, sim.id, 1000),
+            check_owner_settings=True,
+            week_start_configured=configured,
+        )
+        await poller.run_once()
+    assert (poller.reporting_warning is None) is configured
+
+
+@pytest.mark.slow
+async def test_two_processes_with_the_zone_from_clockify_bucket_every_entry_on_the_same_day(
+    tmp_path: Path,
+) -> None:
+    sim = owned_by(AUCKLAND)
+    db = dbs.MULTIPROCESS
+    # 20:00-23:59 UTC on 24 March is the morning of 25 March in Auckland (UTC+13).
+    starts = [f"2026-03-24T{hour:02d}:{minute:02d}:00Z" for hour in (20, 23) for minute in (0, 30)]
+    async with redis_db(redis_url(db)) as redis, run_simulator(sim) as sim_url:
+        env = serve_env(
+            redis_url(db),
+            CLOCKIFY_API_KEY=sim.api_key,
+            CLOCKIFY_API_URL=f"{sim_url}/api/v1",
+            CLOCKIFY_REPORTS_URL=f"{sim_url}/reports/v1",
+            CLOCKWALL_MODE="webhook",
+        )
+        del env["CLOCKWALL_TIMEZONE"]
+        apps = [AppProcess(env, tmp_path / f"app{i}.log") for i in range(2)]
+        await asyncio.gather(*(app.astart() for app in apps))
+        try:
+            async with httpx.AsyncClient(timeout=5) as http:
+                for i, start in enumerate(starts):
+                    app = apps[i % 2]
+                    body = entry_2024(f"66aa{i:020d}", start, start.replace(":00Z", ":20Z"))
+                    answer = await http.post(
+                        f"{app.base_url}/webhooks/clockify",
+                        content=orjson.dumps(body),
+                        headers={
+                            "clockify-signature": TOKEN,
+                            "clockify-webhook-event-type": "NEW_TIME_ENTRY",
+                        },
+                    )
+                    assert answer.status_code == 200, answer.text
+
+                async def all_on_the_auckland_day(app: AppProcess) -> bool:
+                    answer = await http.get(
+                        f"{app.base_url}/api/summary",
+                        params={"groupBy": "DATE", "start": "2026-03-24", "end": "2026-03-25"},
+                    )
+                    days = {row["id"]: row for row in answer.json()["groups"]}
+                    return set(days) == {"2026-03-25"}
+
+                for app in apps:
+                    await wait_until(
+                        lambda app=app: all_on_the_auckland_day(app), 10, "the Auckland day"
+                    )
+                    ready = (await http.get(f"{app.base_url}/readyz")).json()
+                    assert ready["reporting"]["timezone"] == AUCKLAND
+            assert await stored(redis, WS) == (AUCKLAND, "MONDAY")
+            assert sim.count("user") == 1  # one process asked; the other read what it stored
+        finally:
+            await asyncio.gather(*(app.astop() for app in apps))
