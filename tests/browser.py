@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import uvicorn
-from playwright.sync_api import Browser, ConsoleMessage, Error, Page
+from playwright.sync_api import Browser, ConsoleMessage, Error, Page, sync_playwright
 from starlette.applications import Starlette
 from starlette.responses import FileResponse
 from starlette.routing import Route
@@ -303,3 +303,12 @@ def watched_tab(browser: Browser) -> Iterator[Page]:
     yield tab
     context.close()
     assert problems.items == []
+
+
+@contextlib.contextmanager
+def launched_chromium() -> Iterator[Browser]:
+    """Debian's Chromium, headless, as every browser test runs it."""
+    with sync_playwright() as pw:
+        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

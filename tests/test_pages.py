@@ -14,16 +14,16 @@ from typing import Any
 
 import pytest
 import redis
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from app.main import PAGES, create_app, render_page
 from tests import dbs
 from tests.browser import (
     ARTIFACTS,
     CHROMIUM,
-    CHROMIUM_ARGS,
     LiveServer,
     entry_body,
+    launched_chromium,
     midday_zone,
     new_entry_id,
     project_body,
@@ -53,10 +53,8 @@ def hm(seconds: int) -> str:
 # Fixtures ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture

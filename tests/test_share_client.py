@@ -17,7 +17,7 @@ import httpx
 import orjson
 import pytest
 import redis as sync_redis
-from playwright.sync_api import Browser, Request, expect, sync_playwright
+from playwright.sync_api import Browser, Request, expect
 from redis.asyncio import Redis
 
 from app import keys
@@ -30,10 +30,10 @@ from tests import dbs
 from tests.browser import (
     ARTIFACTS,
     CHROMIUM,
-    CHROMIUM_ARGS,
     PROJECTS,
     LiveServer,
     entry_body,
+    launched_chromium,
     midday_zone,
     new_entry_id,
 )
@@ -342,10 +342,8 @@ def serve() -> Iterator[Callable[[str], LiveServer]]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
+    with launched_chromium() as chromium:
+        yield chromium
 
 
 def utc(*args: int) -> datetime:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 import redis
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from app.config import Secret
 from app.main import create_app
@@ -19,10 +19,10 @@ from tests import dbs
 from tests.browser import (
     ARTIFACTS,
     CHROMIUM,
-    CHROMIUM_ARGS,
     PROJECTS,
     LiveServer,
     entry_body,
+    launched_chromium,
     new_entry_id,
 )
 from tests.conftest import WS, make_settings, redis_url
@@ -53,10 +53,8 @@ def server() -> Iterator[LiveServer]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 def share_link(project: str, hide_amounts: bool = False) -> str:

@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import redis
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from redis.asyncio import Redis
 
 from app.main import create_app
@@ -31,9 +31,9 @@ from tests import dbs
 from tests.browser import (
     ARTIFACTS,
     CHROMIUM,
-    CHROMIUM_ARGS,
     LiveServer,
     entry_body,
+    launched_chromium,
     midday_zone,
     new_entry_id,
     watched_tab,
@@ -67,10 +67,8 @@ def arcminutes(css_px: float, viewport_width: int = 1920) -> float:
 # Fixtures ------------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    with launched_chromium() as chromium:
         yield chromium
-        chromium.close()
 
 
 @pytest.fixture
