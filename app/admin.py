@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 from app.budget import FREE_PLAN_PER_HOUR, RequestBudget, budget_for_plan
 from app.clockify import ClockifyClient, ClockifyError, UnlimitedBudget
 from app.config import Settings
+from app.reporting import parse_workspace_settings, read_stored, rounding_text
 from app.webhook_health import WEBHOOK_PATH, read_health, webhook_url
 
 FREE_WEBHOOK_LIMIT = 3
@@ -140,7 +141,9 @@ async def run_check(
         "configuration",
         f"mode {settings.effective_mode}, workspaces {', '.join(settings.workspace_ids) or 'none'}"
         f", {len(settings.webhook_tokens)} webhook token(s), time zone "
-        f"{settings.timezone or 'from the API key owner, else UTC'}",
+        f"{settings.timezone or 'from the API key owner, else UTC'}, report rounding "
+        f"{settings.report_rounding or 'from the workspace'}, durations "
+        f"{settings.duration_format or 'from the workspace'}",
     )
     if redis is None:
         add(
@@ -175,7 +178,12 @@ async def run_check(
             plan = workspace.get("featureSubscriptionType")
             plan_text = plan if isinstance(plan, str) else None
             per_hour = budget_for_plan(plan_text, settings.api_budget_per_hour)
-            add(True, f"workspace {ws}", f"{workspace.get('name')}, plan {plan_text or 'unknown'}")
+            add(
+                True,
+                f"workspace {ws}",
+                f"{workspace.get('name')}, plan {plan_text or 'unknown'}"
+                + await _reporting_detail(workspace, ws, redis),
+            )
             if redis is not None:
                 left = await RequestBudget(redis, ws, per_hour).remaining()
                 add(left > 0, "api budget", f"{left} of {per_hour} requests left this hour")
@@ -200,3 +208,25 @@ async def run_check(
     except ClockifyError as exc:
         add(False, "clockify api", str(exc))
     return lines
+
+
+async def _reporting_detail(workspace: dict[str, Any], ws: str, redis: Redis | None) -> str:
+    """`; reports round up:15, durations DECIMAL; in use: Europe/Berlin, weeks from MONDAY,
+    rounding up:15, durations DECIMAL (source clockify)`: Clockify's report settings next to
+    the ones clockwall stored (the poller takes Clockify's within the hour)."""
+    found = parse_workspace_settings(workspace)
+    detail = ""
+    if found is not None:
+        detail = f"; reports round {rounding_text(found[0])}, durations {found[1]}"
+    if redis is not None:
+        try:
+            stored = await read_stored(redis, ws)
+        except (RedisError, OSError):
+            stored = None
+        if stored is not None:
+            detail += (
+                f"; in use: {stored.zone.key}, weeks from {stored.week_start}, rounding "
+                f"{rounding_text(stored.rounding)}, durations {stored.duration_format} "
+                f"(source {stored.source})"
+            )
+    return detail

@@ -9,6 +9,7 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from app import keys
 from app.config import ConfigError, Settings
 from app.logs import configure_logging
 from app.runtime import SHUTDOWN_GRACE_S, tune_gc
@@ -288,6 +289,66 @@ def check(args: argparse.Namespace) -> int:
     return 0 if not failed else 1
 
 
+def rebuild(args: argparse.Namespace) -> int:
+    """Rebuild the totals of a workspace from its stored entries, online: the service keeps
+    answering from the old totals until the new ones are complete."""
+    settings = Settings.from_env()
+    if not settings.redis_url:
+        print(
+            "clockwall rebuild: REDIS_URL is not set; the embedded store lives inside the "
+            "running process and is rebuilt there when a setting changes",
+            file=sys.stderr,
+        )
+        return 2
+    ws = args.workspace or settings.default_workspace
+    if ws not in (settings.workspace_ids or (settings.default_workspace,)):
+        print(f"clockwall rebuild: workspace {ws} is not configured here", file=sys.stderr)
+        return 2
+    return asyncio.run(_rebuild(settings, ws))
+
+
+async def _rebuild(settings: Settings, ws: str) -> int:
+    from redis.asyncio import Redis
+    from redis.exceptions import RedisError
+    from rich.progress import Progress
+
+    from app.projection import Basis
+    from app.rebuild import request_rebuild, run_rebuild
+    from app.store import TotalsStore, parse_generations
+
+    assert settings.redis_url is not None
+    redis = Redis.from_url(settings.redis_url)
+    try:
+        gens = parse_generations(await redis.hgetall(keys.projection(ws)))
+        if gens is None:
+            print(f"workspace {ws} has no totals yet: start the service once first")
+            return 1
+        basis: Basis = gens.next_basis or gens.basis
+        store = TotalsStore(redis, basis.zone)
+        gen = await request_rebuild(redis, ws, basis, "clockwall rebuild", force=gens.next is None)
+        with Progress() as bar:
+            task = bar.add_task(f"rebuilding workspace {ws} ({basis.key()})", total=None)
+
+            def show(done: int, total: int) -> None:
+                bar.update(task, completed=done, total=total)
+
+            ok = await run_rebuild(store, ws, progress=show, grace_s=0)
+        if not ok:
+            print(f"generation {gen} was replaced or finished by another process")
+            return 1
+        print(f"workspace {ws} answers from generation {gen} ({basis.key()})")
+        return 0
+    except (RedisError, OSError) as exc:
+        print(
+            f"clockwall rebuild: Redis did not answer ({type(exc).__name__}); check that it runs "
+            "and that REDIS_URL points at it",
+            file=sys.stderr,
+        )
+        return 1
+    finally:
+        await redis.aclose()
+
+
 def build_parser() -> argparse.ArgumentParser:
     from app.share import RANGES
 
@@ -306,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check", help="check configuration, Redis, Clockify, plan and budget")
     p.set_defaults(func=check)
+
+    p = sub.add_parser("rebuild", help="rebuild the totals from the stored entries, online")
+    p.add_argument("--workspace", help="workspace id (default: the first configured)")
+    p.set_defaults(func=rebuild)
 
     p = sub.add_parser("demo", help="a simulated team on the embedded store; no Redis, no account")
     p.add_argument("--port", type=int, default=8000)

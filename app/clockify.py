@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
@@ -43,6 +43,7 @@ MAX_REPORT_PAGE_SIZE = 1000  # documented maximum of detailedFilter.pageSize
 FREE_REPORT_MAX_DAYS = 31  # on FREE one report request may cover at most 31 days
 MAX_PAGES = 10_000  # a guard against a server that never says "last page"
 TIME_ENTRY = "TIME_ENTRY"
+TIME_ENTRY_RATE = "TIME_ENTRY_RATE"  # an entity change: a rate re-applied to a past entry
 
 JSONObject = dict[str, Any]
 Sleep = Callable[[float], Awaitable[None]]
@@ -191,14 +192,19 @@ class ClockifyClient:
             page_size=min(self._page_size * 2, MAX_IN_PROGRESS_PAGE_SIZE),
         )
 
-    async def entities_created(self, ws: str, start: datetime, end: datetime) -> list[JSONObject]:
-        """Time entries created in [start, end], as they are now (experimental endpoint)."""
-        return await self._entities(ws, "created", start, end)
+    async def entities_created(
+        self, ws: str, start: datetime, end: datetime, *, types: Sequence[str] = (TIME_ENTRY,)
+    ) -> list[JSONObject]:
+        """Time entries created in [start, end], as they are now (experimental endpoint);
+        `types` may add TIME_ENTRY_RATE, in the same request."""
+        return await self._entities(ws, "created", start, end, types)
 
-    async def entities_updated(self, ws: str, start: datetime, end: datetime) -> list[JSONObject]:
+    async def entities_updated(
+        self, ws: str, start: datetime, end: datetime, *, types: Sequence[str] = (TIME_ENTRY,)
+    ) -> list[JSONObject]:
         """Time entries updated in [start, end]; one also created in it is left out (it is
-        among the created ones)."""
-        return await self._entities(ws, "updated", start, end)
+        among the created ones). `types` may add TIME_ENTRY_RATE, in the same request."""
+        return await self._entities(ws, "updated", start, end, types)
 
     async def entities_deleted(self, ws: str, start: datetime, end: datetime) -> list[JSONObject]:
         """`{id, deletedAt, document, documentCode}` for entries deleted in [start, end], the
@@ -206,10 +212,19 @@ class ClockifyClient:
         return await self._entities(ws, "deleted", start, end)
 
     async def _entities(
-        self, ws: str, which: str, start: datetime, end: datetime
+        self,
+        ws: str,
+        which: str,
+        start: datetime,
+        end: datetime,
+        types: Sequence[str] = (TIME_ENTRY,),
     ) -> list[JSONObject]:
-        # Paged with `page` (1-based, as Clockify's guide uses it) and `limit`.
-        params = {"type": TIME_ENTRY, "start": format_instant(start), "end": format_instant(end)}
+        # Paged with `page` (1-based, as Clockify's guide uses it) and `limit`; `type` repeats.
+        params: dict[str, str | int | list[str]] = {
+            "type": list(types),
+            "start": format_instant(start),
+            "end": format_instant(end),
+        }
         return await self._paginate(
             f"/workspaces/{ws}/entities/{which}", params, size_param="limit", unwrap="response"
         )
@@ -327,7 +342,7 @@ class ClockifyClient:
     async def _paginate(
         self,
         path: str,
-        params: Mapping[str, str | int],
+        params: Mapping[str, str | int | list[str]],
         *,
         page_size: int | None = None,
         size_param: str = "page-size",
@@ -354,7 +369,7 @@ class ClockifyClient:
         method: str,
         url: str,
         *,
-        params: Mapping[str, str | int] | None = None,
+        params: Mapping[str, str | int | list[str]] | None = None,
         json_body: Any = None,
         idempotent: bool = True,
     ) -> httpx.Response:

@@ -15,6 +15,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 MODES = ("auto", "webhook", "poll", "hybrid")
 WEEKDAYS = ("MONDAY", "TUESDAY", "WEDNESDAY", "THURSDAY", "FRIDAY", "SATURDAY", "SUNDAY")
+# Report rounding (Clockify's "Round up", "Round down", "Round to nearest") and how long a step
+# may be; duration formats as Clockify names them: h:mm:ss, h:mm, hours with decimals.
+ROUNDING_MODES = ("UP", "DOWN", "NEAREST")
+MAX_ROUNDING_MINUTES = 480
+DURATION_FORMATS = ("FULL", "COMPACT", "DECIMAL")
 _WORKSPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 # Clockify's signing secrets are 32 alphanumerics; allow URL-safe and base64 punctuation, but
 # not separators such as ; or | that betray a mistyped list.
@@ -74,6 +79,9 @@ class Settings:
     api_budget_per_hour: int | None = None
     timezone: str | None = None
     week_start: str | None = None
+    # Unset: as the workspace has them in Clockify. `off`, or `up:15` (mode:minutes).
+    report_rounding: str | None = None
+    duration_format: str | None = None  # FULL, COMPACT or DECIMAL
     dashboard_token: Secret = field(default_factory=lambda: Secret(""))
     secret_key: Secret = field(default_factory=lambda: Secret(""))
     host: str = "127.0.0.1"
@@ -109,6 +117,13 @@ class Settings:
             raise ConfigError(
                 f"CLOCKWALL_WEEK_START={self.week_start!r} is not a weekday; "
                 f"use one of {', '.join(WEEKDAYS)}"
+            )
+        if self.report_rounding is not None:
+            parse_rounding(self.report_rounding)  # raises ConfigError when malformed
+        if self.duration_format is not None and self.duration_format not in DURATION_FORMATS:
+            raise ConfigError(
+                f"CLOCKWALL_DURATION_FORMAT={self.duration_format!r} is not a duration format; "
+                f"use one of {', '.join(DURATION_FORMATS)} (h:mm:ss, h:mm, decimal hours)"
             )
         for ws in self.workspace_ids:
             if not _WORKSPACE_ID.match(ws):
@@ -164,6 +179,12 @@ class Settings:
         return WEEKDAYS.index(self.week_start or "MONDAY")
 
     @property
+    def rounding(self) -> tuple[str, int] | None:
+        """CLOCKWALL_REPORT_ROUNDING as (mode, minutes); None when unset or `off` (tell them
+        apart with `report_rounding is None`)."""
+        return None if self.report_rounding is None else parse_rounding(self.report_rounding)
+
+    @property
     def effective_mode(self) -> str:
         if self.mode != "auto":
             return self.mode
@@ -216,6 +237,8 @@ class Settings:
             "mode": (get("CLOCKWALL_MODE") or "auto").lower(),
             "timezone": get("CLOCKWALL_TIMEZONE"),
             "week_start": (get("CLOCKWALL_WEEK_START") or "").upper() or None,
+            "report_rounding": (get("CLOCKWALL_REPORT_ROUNDING") or "").lower() or None,
+            "duration_format": (get("CLOCKWALL_DURATION_FORMAT") or "").upper() or None,
             "dashboard_token": Secret(get("CLOCKWALL_DASHBOARD_TOKEN") or ""),
             "secret_key": Secret(get("CLOCKWALL_SECRET_KEY") or ""),
             "log_json": get("CLOCKWALL_LOG_JSON") in ("1", "true", "yes"),
@@ -264,6 +287,23 @@ def _is_site_url(url: str) -> bool:
 
 def _split(raw: str | None) -> tuple[str, ...]:
     return tuple(part.strip() for part in (raw or "").split(",") if part.strip())
+
+
+def parse_rounding(raw: str) -> tuple[str, int] | None:
+    """`off` -> None; `up:15`, `down:6`, `nearest:30` (any case) -> ("UP", 15) and so on."""
+    text = raw.strip().upper()
+    if text == "OFF":
+        return None
+    mode, _, minutes = (part.strip() for part in text.partition(":"))
+    if mode in ROUNDING_MODES and minutes.isascii() and minutes.isdigit():
+        count = int(minutes)
+        if 1 <= count <= MAX_ROUNDING_MINUTES:
+            return mode, count
+    raise ConfigError(
+        f"CLOCKWALL_REPORT_ROUNDING={raw!r} is not a rounding; use off, or up, down or nearest "
+        f"with the minutes to round to (1 to {MAX_ROUNDING_MINUTES}), e.g. up:15, down:6, "
+        "nearest:30"
+    )
 
 
 def parse_tokens(raw: str | None) -> tuple[WebhookToken, ...]:

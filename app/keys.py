@@ -6,49 +6,62 @@ from __future__ import annotations
 
 PREFIX = "cw"
 
-# Dimension codes of the per-day total hashes (`day_totals`).
-DIM_PROJECT = "P"
-DIM_USER = "U"
-DIM_CLIENT = "C"
-DIM_TAG = "T"
-DIM_TEAM = "X"  # user|project -> seconds, for the heatmap
-DIM_ALL = "A"  # the day's team total
-DIMENSIONS = (DIM_PROJECT, DIM_USER, DIM_CLIENT, DIM_TAG, DIM_TEAM, DIM_ALL)
 NONE_ID = "-"  # group id of entries without project, client or tag
 
 
 def workspace_prefix(ws: str) -> str:
-    """The common prefix; the Lua scripts append `d:<day>:<dim>` and `ix:<day>` to it."""
+    """The common prefix of every key of the workspace."""
     return f"{PREFIX}:{{{ws}}}:"
 
 
-def day_totals(ws: str, day: str, dim: str) -> str:
-    return f"{workspace_prefix(ws)}d:{day}:{dim}"
+def projection(ws: str) -> str:
+    """Hash of the totals' generations (app/rebuild.py): `gen` (the one answers read),
+    `basis` (its settings JSON), `next`/`nextBasis` while a rebuild builds another, `max` (the
+    last generation number handed out), `done`/`total` (rebuild progress), `garbage` (an old
+    generation whose keys are still to be deleted)."""
+    return f"{workspace_prefix(ws)}proj"
 
 
-def month_totals(ws: str, month: str, dim: str) -> str:
-    """The same totals as `day_totals`, summed over a month (`YYYY-MM`), kept by the Lua."""
-    return f"{workspace_prefix(ws)}m:{month}:{dim}"
+def generation_prefix(ws: str, gen: int | str) -> str:
+    """The keys of one generation of totals; the Lua scripts append `c:<day>`, `cm:<month>`,
+    `pm:<month>`, `ix:<day>` and `contrib` to it."""
+    return f"{workspace_prefix(ws)}g{gen}:"
 
 
-def day_index(ws: str, day: str) -> str:
-    """Sorted set of entry ids started that day, scored by start epoch seconds."""
-    return f"{workspace_prefix(ws)}ix:{day}"
+def cells_day(ws: str, gen: int | str, day: str) -> str:
+    """Hash `<cell>|<kind>` -> integer of one local day (app/projection.py)."""
+    return f"{generation_prefix(ws, gen)}c:{day}"
+
+
+def cells_month(ws: str, gen: int | str, month: str) -> str:
+    """The same cells summed over a month (`YYYY-MM`), kept by the Lua with the day's."""
+    return f"{generation_prefix(ws, gen)}cm:{month}"
+
+
+def project_month(ws: str, gen: int | str, month: str) -> str:
+    """Hash `<pid>|s`, `<pid>|b`, `<pid>|m|<CUR>` of a month: project progress over a life."""
+    return f"{generation_prefix(ws, gen)}pm:{month}"
+
+
+def day_index(ws: str, gen: int | str, day: str) -> str:
+    """Sorted set of entry ids started that local day, scored by start epoch seconds."""
+    return f"{generation_prefix(ws, gen)}ix:{day}"
+
+
+def entry_contributions(ws: str, gen: int | str) -> str:
+    """Hash entry id -> JSON {d: day, f: cell fields, p: project fields} it adds (projection)."""
+    return f"{generation_prefix(ws, gen)}contrib"
 
 
 def entry_meta(ws: str) -> str:
-    """Hash entry id -> `<status>|<fingerprint>|<day>`; status R running, L stopped, D deleted."""
+    """Hash entry id -> `<status>|<fingerprint>|<day>`; status R running, L stopped, D deleted;
+    the day is the entry's in the generation answers read."""
     return f"{workspace_prefix(ws)}meta"
 
 
 def entry_states(ws: str) -> str:
     """Hash entry id -> normalized state JSON."""
     return f"{workspace_prefix(ws)}entries"
-
-
-def entry_contributions(ws: str) -> str:
-    """Hash entry id -> JSON of what the entry adds to the day totals."""
-    return f"{workspace_prefix(ws)}contrib"
 
 
 def running(ws: str) -> str:
@@ -99,3 +112,11 @@ def reporting_settings(ws: str) -> str:
     """String of JSON {timeZone, weekStart, source}: the zone that decides each entry's day and
     the week start, settled once (app/reporting.py) and read by every process."""
     return f"{workspace_prefix(ws)}reporting"
+
+
+def rates_dirty(ws: str) -> str:
+    """Hash {since: YYYY-MM-DD or "", at: ISO instant, marks: count}: Clockify re-applied a
+    billable or cost rate to past entries from day `since` on (BILLABLE_/COST_RATE_UPDATED;
+    app/rates.py; "" reads as the current month), last marked at `at`; the poller re-reads that
+    range and deletes the hash (or moves `since` on) if `marks` did not change meanwhile."""
+    return f"{workspace_prefix(ws)}rates:dirty"

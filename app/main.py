@@ -37,7 +37,9 @@ from app.config import WEEKDAYS, Settings
 from app.metrics import Metrics
 from app.pipe import ScriptPipe
 from app.poller import Poller, PollerState, poll_status_event
-from app.reporting import ReportingSettings, settle
+from app.projection import Basis
+from app.rebuild import Rebuilder, ensure_projection, rebuild_state
+from app.reporting import ReportingSettings, read_stored, rounding_text, settle
 from app.share import ShareReport
 from app.sse import RAW_SEND_KEY, EventsEndpoint
 from app.store import STORE_DEADLINE_S, Clock, TotalsStore, utc_now
@@ -108,6 +110,12 @@ def open_redis(settings: Settings) -> Redis:
         "only this process sees it. Set REDIS_URL=redis://host:6379/0 for real use."
     )
     return fakeredis.FakeAsyncRedis()
+
+
+def basis_of(reporting: ReportingSettings) -> Basis:
+    """The settings the totals are built with (app/projection.py)."""
+    rounding = reporting.rounding
+    return Basis(reporting.zone, (rounding.mode, rounding.minutes) if rounding else None)
 
 
 class Service:
@@ -202,7 +210,8 @@ class Service:
             found.append((ws, await settle(self.redis, ws, self.settings, made and made[0])))
         (first_ws, chosen), others = found[0], found[1:]
         for ws, other in others:
-            if not other.same_as(chosen):
+            # Rounding and duration format may differ: they are each workspace's own.
+            if (other.zone.key, other.week_start) != (chosen.zone.key, chosen.week_start):
                 log.warning(
                     "workspace %s reports in %s (week from %s) but workspace %s in %s (week "
                     "from %s): one process reports every workspace in one zone, so %s is used "
@@ -218,12 +227,18 @@ class Service:
         self.reporting = chosen
         self.reporting_error = None
         self.store.settle(chosen.zone, chosen.week_start_index)
+        # The totals follow the settled zone and report rounding: a workspace whose totals
+        # were built otherwise (or not at all) gets an online rebuild (app/rebuild.py).
+        for ws, _found in found:
+            await ensure_projection(self.store, ws, basis_of(chosen))
         self.reporting_settled.set()
         log.info(
-            "reporting in %s, weeks from %s (source: %s)",
+            "reporting in %s, weeks from %s (source: %s), report rounding %s, durations %s",
             chosen.zone.key,
             chosen.week_start,
             chosen.source,
+            rounding_text(chosen.rounding),
+            chosen.duration_format,
         )
 
     async def try_settle_reporting(self, timeout_s: float) -> bool:
@@ -243,6 +258,31 @@ class Service:
                 else "webhook deliveries get 503 until it is; retrying",
             )
             return False
+
+    async def follow_reporting(self, every_s: float = 5.0) -> None:
+        """Take up what another process (the poller's hourly refresh) stored as the reporting
+        settings: the week start and duration format shape answers at once; the zone and
+        rounding decide the totals, which follow through a rebuild (app/rebuild.py)."""
+        ws = (self.settings.workspace_ids or (self.settings.default_workspace,))[0]
+        while True:
+            await asyncio.sleep(every_s)
+            if not self.store.settled or self.reporting is None:
+                continue
+            try:
+                stored = await read_stored(self.redis, ws)
+            except (RedisError, OSError):
+                continue
+            if stored is None or stored == self.reporting:
+                continue
+            log.info(
+                "the reporting settings changed: %s, weeks from %s, rounding %s, durations %s",
+                stored.zone.key,
+                stored.week_start,
+                rounding_text(stored.rounding),
+                stored.duration_format,
+            )
+            self.reporting = stored
+            self.store.settle(stored.zone, stored.week_start_index)
 
     async def keep_settling_reporting(self) -> None:
         """try_settle_reporting() until it succeeds, backing off up to 30 s."""
@@ -276,8 +316,7 @@ class Service:
                     mode=settings.effective_mode,
                     budget=budget,
                     configured_budget=settings.api_budget_per_hour,
-                    check_owner_settings=settings.timezone is None,
-                    week_start_configured=settings.week_start is not None,
+                    settings=settings,
                     on_state=functools.partial(self._poll_state_changed, ws),
                 )
             )
@@ -346,6 +385,11 @@ class Service:
             state["status"] = "unavailable"
         if self.pollers:
             state["pollers"] = [asdict(p.state) for p in self.pollers]
+        with contextlib.suppress(RedisError, OSError):
+            state["totals"] = {
+                ws: await rebuild_state(self.redis, ws)
+                for ws in self.settings.workspace_ids or (self.settings.default_workspace,)
+            }
         # As the polling process (maybe another) last found them; no tokens, no URLs.
         webhooks: list[dict[str, Any]] = []
         with contextlib.suppress(RedisError, OSError):
@@ -369,6 +413,9 @@ class Service:
         }
         if self.reporting is not None:
             reporting["source"] = self.reporting.source
+            rounding = self.reporting.rounding
+            reporting["rounding"] = None if rounding is None else rounding.to_json()
+            reporting["durationFormat"] = self.reporting.duration_format
         if not store.settled:
             reporting["problem"] = (
                 f"not settled yet ({self.reporting_error or 'starting'}); webhook deliveries "
@@ -390,8 +437,9 @@ def _settle_problem(exc: BaseException) -> str:
         return "Redis or Clockify did not answer in time"
     # ClockifyError messages name the cause and never the key.
     return (
-        f"Clockify did not give the API key owner's profile ({exc}); fix that, or set "
-        "CLOCKWALL_TIMEZONE"
+        "Clockify did not give the reporting settings (the API key owner's profile, the "
+        f"workspace's report rounding) ({exc}); fix that, or set CLOCKWALL_TIMEZONE, "
+        "CLOCKWALL_REPORT_ROUNDING and CLOCKWALL_DURATION_FORMAT"
     )
 
 
@@ -446,6 +494,11 @@ def create_app(
         if service.store.settled or not await service.try_settle_reporting(timeout_s=5.0):
             tasks.append(asyncio.create_task(service.keep_settling_reporting()))
         service.build_pollers()
+        rebuilder = Rebuilder(
+            service.store, settings.workspace_ids or (settings.default_workspace,)
+        )
+        tasks.append(asyncio.create_task(rebuilder.run(), name="clockwall-rebuilder"))
+        tasks.append(asyncio.create_task(service.follow_reporting(), name="clockwall-settings"))
         tasks += [
             asyncio.create_task(service.run_poller(p), name=f"clockwall-poller-{p.ws}")
             for p in service.pollers

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from typing import Any
 
 _ISO_DURATION = re.compile(
@@ -184,7 +184,30 @@ def parse_rate(obj: dict[str, Any], key: str, where: str = "") -> Rate | None:
 def parse_flat_rate(obj: dict[str, Any]) -> Rate | None:
     """A Reports row's rate: flat `rate` (or `earnedRate`) in minor units per hour and an
     optional `currency` ("" when the row does not say). Rate 0 is the reports' "no rate"."""
-    key = "rate" if obj.get("rate") is not None else "earnedRate"
+    return _flat_rate(obj, "rate" if obj.get("rate") is not None else "earnedRate")
+
+
+def parse_cost_rate(obj: dict[str, Any]) -> Rate | None:
+    """An entry's cost rate: a `costRate` object `{amount, currency}` as webhook and REST bodies
+    carry it, or a Reports row's flat `costRate` (minor units per hour, in the row's
+    `currency`; 0 is the reports' "no cost rate"). Decided by the value, not the body's shape,
+    so a row that mixes the two still reads."""
+    value = obj.get("costRate")
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        rate = parse_rate(obj, "costRate")
+        # 0 is no cost rate, as in a report row: both shapes of one entry fingerprint alike.
+        return rate if rate is not None and rate.amount_minor else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return _flat_rate(obj, "costRate")
+    raise PayloadError(
+        "costRate must be an object {amount, currency} or a whole number of minor units per "
+        f"hour, got {type(value).__name__}"
+    )
+
+
+def _flat_rate(obj: dict[str, Any], key: str) -> Rate | None:
     amount = obj.get(key)
     if amount is None:
         return None
@@ -216,6 +239,10 @@ class Named:
     client_id: str | None = None
     estimate_s: int | None = None
     archived: bool = False
+    # Deleted in Clockify (PROJECT_/CLIENT_/TAG_/TASK_DELETED, USER_DELETED_FROM_WORKSPACE):
+    # its entries report "Without project" (client, tag, task), while a user's time stays
+    # under the user. Archiving is not deleting: an archived project keeps its name.
+    deleted: bool = False
     estimate_reset: str | None = None  # WEEKLY | MONTHLY | YEARLY; None: over the project's life
     billable_only: bool = False  # the time estimate leaves non-billable time out
     budget_minor: int | None = None  # a money budget instead of a time estimate
@@ -226,11 +253,16 @@ class Named:
     # Only what a Reports row says of a project (name, colour, client: no estimate nor budget):
     # it names a project clockwall has not heard of, and never overwrites a fuller record.
     partial: bool = field(default=False, compare=False)
+    project_id: str | None = None  # a task's project
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"id": self.id, "name": self.name}
         if self.color:
             out["color"] = self.color
+        if self.deleted:
+            out["deleted"] = True
+        if self.kind == "task" and self.project_id:
+            out["projectId"] = self.project_id
         if self.kind == "project":
             out["clientId"] = self.client_id
             out["estimateSeconds"] = self.estimate_s
@@ -248,7 +280,8 @@ class Named:
 
 
 def parse_named(kind: str, raw: Any, where: str) -> Named | None:
-    """A name record from an embedded object or a USER_/PROJECT_/CLIENT_/TAG_ event body."""
+    """A name record from an embedded object or a USER_/PROJECT_/CLIENT_/TAG_/TASK_ event
+    body."""
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -260,6 +293,11 @@ def parse_named(kind: str, raw: Any, where: str) -> Named | None:
     if not (isinstance(color, str) and _COLOR.match(color)):
         color = None
     archived = raw.get("archived") is True
+    if kind == "task":
+        project_id = raw.get("projectId")
+        if not (isinstance(project_id, str) and _is_id(project_id)):
+            project_id = None  # a task's record names it only where it reads as an id
+        return Named(kind, ident, name, color, archived=archived, project_id=project_id)
     if kind != "project":
         return Named(kind, ident, name, color, archived=archived)
     return Named(
@@ -363,6 +401,10 @@ class TimeEntry:
     description: str = ""
     billable: bool = False
     hourly_rate: Rate | None = None
+    # What the entry costs an hour (Pro and Enterprise), billable or not. Stored in the one
+    # `currency` of the state: the hourly rate's where both are set (Clockify keeps one
+    # currency per client or workspace), else the cost rate's.
+    cost_rate: Rate | None = None
     entry_type: str = "REGULAR"
     names: tuple[Named, ...] = field(default=(), compare=False)
     # State keys (see to_state) the payload did not carry: a poll row must not erase them, so
@@ -400,9 +442,18 @@ class TimeEntry:
             "start": format_instant(self.start),
             "end": format_instant(self.end) if self.end else None,
             "rate": self.hourly_rate.amount_minor if self.hourly_rate else None,
-            "currency": self.hourly_rate.currency if self.hourly_rate else None,
+            "costRate": self.cost_rate.amount_minor if self.cost_rate else None,
+            "currency": self.currency,
             "type": self.entry_type,
         }
+
+    @property
+    def currency(self) -> str | None:
+        """The state's one currency: the hourly rate's, else the cost rate's (None: no rate)."""
+        rate, cost = self.hourly_rate, self.cost_rate
+        if rate is not None and (rate.currency or cost is None):
+            return rate.currency
+        return cost.currency if cost is not None else None
 
     def fill_unknown(self, stored: dict[str, Any] | None) -> TimeEntry:
         """This entry with each field its payload did not carry taken from `stored`, the state
@@ -414,9 +465,10 @@ class TimeEntry:
             value = stored.get(key)
             return value if key in self.unknown and value not in (None, "") else own
 
-        rate = self.hourly_rate
+        rate, cost = self.hourly_rate, self.cost_rate
         amount = kept("rate", rate.amount_minor if rate else None)
-        currency = kept("currency", rate.currency if rate else "")
+        cost_amount = kept("costRate", cost.amount_minor if cost else None)
+        currency = kept("currency", self.currency or "")
         tag_ids = kept("tagIds", None)
         return replace(
             self,
@@ -426,6 +478,7 @@ class TimeEntry:
             description=kept("description", self.description),
             billable=kept("billable", self.billable),
             hourly_rate=Rate(int(amount), currency or "") if amount is not None else None,
+            cost_rate=Rate(int(cost_amount), currency or "") if cost_amount is not None else None,
             entry_type=kept("type", self.entry_type),
             unknown=frozenset(),
         )
@@ -492,6 +545,7 @@ def parse_time_entry(body: Any) -> TimeEntry:
 
     # REST and webhook bodies carry an `hourlyRate` object; Reports rows flat `rate`/`currency`.
     rate = parse_rate(body, "hourlyRate") if "hourlyRate" in body else parse_flat_rate(body)
+    cost_rate = parse_cost_rate(body)
     entry_type = body.get("type") or "REGULAR"
     if not isinstance(entry_type, str):
         raise PayloadError("type must be a string such as 'REGULAR'")
@@ -544,6 +598,7 @@ def parse_time_entry(body: Any) -> TimeEntry:
         description=_text(body, "description", ""),
         billable=_bool(body, "billable", ""),
         hourly_rate=rate,
+        cost_rate=cost_rate,
         entry_type=entry_type[:20],
         names=tuple(names),
         unknown=_unknown_keys(body),
@@ -559,11 +614,14 @@ _STATE_SOURCES: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("billable", ("billable",)),
     ("type", ("type",)),
     ("rate", ("hourlyRate", "rate", "earnedRate")),
+    ("costRate", ("costRate",)),
     ("currency", ("hourlyRate", "currency")),
 )
 
 
 # A webhook body carries every one of these, so it reports every state key: the hot path's check.
+# `costRate` is not among them: a webhook body is the whole entry, so one without it (older
+# captures, plans without cost rates) says the entry has no cost rate.
 _WEBHOOK_KEYS = frozenset(
     ("projectId", "task", "tags", "description", "billable", "type", "hourlyRate")
 )
@@ -575,6 +633,105 @@ def _unknown_keys(body: dict[str, Any]) -> frozenset[str]:
     if body.keys() >= _WEBHOOK_KEYS:
         return _NOTHING_UNKNOWN
     return frozenset(key for key, sources in _STATE_SOURCES if not any(s in body for s in sources))
+
+
+# Keys (lower case) under which a RATE_UPDATED body may name the first day the re-applied rate
+# covers. Clockify does not document that payload, so every plausible spelling is tried.
+_SINCE_KEYS = frozenset(
+    (
+        "since",
+        "sincedate",
+        "from",
+        "fromdate",
+        "datefrom",
+        "date",
+        "start",
+        "startdate",
+        "effectivefrom",
+        "applyfrom",
+        "appliedfrom",
+        "validfrom",
+    )
+)
+_RATE_WALK_NODES = 1000  # a hostile body cannot make the walk long
+_EPOCH_MIN_S = 10**9  # 2001-09-09: a smaller number is no epoch a rate could start at
+_EPOCH_MS_FROM = 10**12  # a number this large is milliseconds (in seconds: the year 33658)
+
+
+@dataclass(frozen=True)
+class RateChange:
+    """What a BILLABLE_RATE_UPDATED / COST_RATE_UPDATED body (payload type RATE_UPDATED, shape
+    undocumented) says, as far as it can be read; anything may be missing."""
+
+    workspace_id: str | None = None
+    user_ids: tuple[str, ...] = ()
+    project_ids: tuple[str, ...] = ()
+    since: date | None = None  # the earliest day named, in the reporting zone
+
+
+def parse_rate_change(body: Any, zone: tzinfo) -> RateChange:
+    """Whatever a RATE_UPDATED body names: its workspace, users, projects and the earliest day
+    the rate applies from (an instant is taken as its day in `zone`). Never raises: a body it
+    cannot read is a change of unknown reach."""
+    if not isinstance(body, dict):
+        return RateChange()
+    workspace = body.get("workspaceId")
+    users: list[str] = []
+    projects: list[str] = []
+    days: list[date] = []
+    stack: list[tuple[Any, str]] = [(body, "")]
+    visited = 0
+    while stack and visited < _RATE_WALK_NODES:
+        node, key = stack.pop()
+        visited += 1
+        if isinstance(node, dict):
+            stack.extend((value, str(name)) for name, value in list(node.items())[:200])
+            if key == "user" and isinstance(node.get("id"), str):
+                users.append(node["id"])
+            elif key == "project" and isinstance(node.get("id"), str):
+                projects.append(node["id"])
+            continue
+        if isinstance(node, list):
+            stack.extend((item, key) for item in node[:200])
+            continue
+        name = key.lower()
+        if name in ("userid", "userids") and isinstance(node, str):
+            users.append(node)
+        elif name in ("projectid", "projectids") and isinstance(node, str):
+            projects.append(node)
+        elif name in _SINCE_KEYS:
+            day = _day_of(node, zone)
+            if day is not None:
+                days.append(day)
+    return RateChange(
+        workspace if isinstance(workspace, str) and _is_id(workspace) else None,
+        tuple(sorted({u for u in users if _is_id(u)})),
+        tuple(sorted({p for p in projects if _is_id(p)})),
+        min(days, default=None),
+    )
+
+
+def _day_of(value: Any, zone: tzinfo) -> date | None:
+    """A day from `2026-03-01`, an ISO instant or epoch seconds or milliseconds; else None."""
+    moment: datetime | None = None
+    if isinstance(value, str) and 10 <= len(value) <= 64:
+        if len(value) == 10:
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                return None
+        try:
+            moment = parse_instant(value, "since")
+        except PayloadError:
+            return None
+    elif isinstance(value, int) and not isinstance(value, bool) and value >= _EPOCH_MIN_S:
+        try:
+            moment = datetime.fromtimestamp(value / 1000 if value >= _EPOCH_MS_FROM else value, UTC)
+        except (OverflowError, OSError, ValueError):
+            return None
+    if moment is None or not MIN_INSTANT <= moment <= MAX_INSTANT:
+        return None
+    return moment.astimezone(zone).date()
 
 
 def parse_entry_id(body: Any) -> tuple[str, str | None]:

@@ -5,10 +5,12 @@ over within `lease_ttl_s` when the holder dies). The holder spends its budget wh
 matters most: running timers first (one workspace-wide call), then created/updated/deleted
 entries through the three entity-change endpoints (falling back to per-user entries where those
 are unavailable), a start-up backfill of the current week, and a periodic reconcile that
-compares clockwall's totals for recent days with Clockify's and repairs each difference. Every
-entry goes through `TotalsStore.apply_entry`, the same path as webhooks, so both can run
-together; a poll row never erases a field it does not carry (the store keeps the stored value),
-and a malformed row is skipped whole, logged and counted.
+compares clockwall's totals for recent days with Clockify's and repairs each difference. From
+the spare, on start and hourly, it reads Clockify's reporting settings again (app/reporting.py)
+and asks for a rebuild when the zone or report rounding changed. Every entry goes through
+`TotalsStore.apply_entry`, the same path as webhooks, so both can run together; a poll row
+never erases a field it does not carry (the store keeps the stored value), and a malformed row
+is skipped whole, logged and counted.
 """
 
 from __future__ import annotations
@@ -21,17 +23,20 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import orjson
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from app import keys
+from app import keys, rebuild, reporting
 from app.budget import RequestBudget, budget_for_plan
 from app.clockify import (
     FREE_REPORT_MAX_DAYS,
+    TIME_ENTRY,
+    TIME_ENTRY_RATE,
+    BadRequestError,
     BudgetExhaustedError,
     ClockifyClient,
     ClockifyError,
@@ -39,7 +44,7 @@ from app.clockify import (
     NotFoundError,
     RateLimitedError,
 )
-from app.config import WEEKDAYS
+from app.config import Settings
 from app.metrics import Metrics
 from app.models import (
     Named,
@@ -49,12 +54,22 @@ from app.models import (
     parse_named,
     parse_time_entry,
 )
-from app.reporting import ReportingSettings, parse_owner_settings
+from app.projection import Basis
+from app.rates import RatesMarker, default_since
+from app.reporting import ReportingSettings
 from app.store import Clock, TotalsStore, utc_now
 from app.webhook_health import WebhookWatch
 
 log = logging.getLogger(__name__)
 Sleep = Callable[[float], Awaitable[None]]
+# Clockify's reporting settings are read again at most once an hour (and on start); a failed
+# read is tried again after a quarter of an hour.
+REPORTING_REFRESH_S = 3600.0
+REPORTING_RETRY_S = 900.0
+
+# How far back rates re-applied to past entries are re-read: a year of Detailed reports is 12
+# requests on Free; older days heal as their entries are edited.
+RATES_REREAD_MAX_DAYS = 366
 
 _RENEW_LUA = """
 -- KEYS[1] lease key; ARGV[1] holder id; ARGV[2] ttl ms. Returns 1 when renewed or taken.
@@ -154,8 +169,7 @@ class Poller:
         mode: str,
         budget: RequestBudget,
         configured_budget: int | None = None,
-        check_owner_settings: bool = False,
-        week_start_configured: bool = False,
+        settings: Settings | None = None,
         clock: Clock = utc_now,
         sleep: Sleep = asyncio.sleep,
         lease_ttl_s: float = 10.0,
@@ -176,12 +190,13 @@ class Poller:
         self.on_state = on_state
         client.on_status = self._on_status
         self.state = PollerState(mode=mode)
-        # The zone never changes at runtime (app/reporting.py settles it once); the poller
-        # only notices when the key owner's profile no longer matches it.
-        self.check_owner_settings = check_owner_settings
-        # A week start the operator set (CLOCKWALL_WEEK_START) is no drift from the owner's.
-        self.week_start_configured = week_start_configured
-        self.reporting_warning: str | None = None
+        # With settings, the reporting settings (zone, week start, rounding, duration format)
+        # are read from Clockify again on start and hourly (reporting.refresh); a change of
+        # what the totals depend on asks for a rebuild (app/rebuild.py).
+        self.settings = settings
+        self.reporting_warning: str | None = None  # shown in /readyz
+        self.pending_rebuild: tuple[ReportingSettings, str] | None = None  # (new, reason)
+        self._fresh_workspace: dict[str, Any] | None = None  # read by _discover this round
         self.schedule = Schedule.for_budget(budget.limit_per_hour)
         self.due: dict[str, datetime] = {}
         self.entities_available = True
@@ -189,6 +204,12 @@ class Poller:
         self.currency: str | None = None  # the workspace's default, for rows that name none
         self.stale_running: set[str] = set()  # we show them running, Clockify does not
         self.discovered = False
+        # Rates Clockify re-applied to past entries: the marker webhooks set (app/rates.py),
+        # and whether the entity-change calls also ask for TIME_ENTRY_RATE changes (until
+        # Clockify refuses that type).
+        self.rates = RatesMarker(redis)
+        self.rate_changes = True
+        self._rates_floor_warned: str | None = None
         # Webhook health and replay of failed deliveries (set by the service when webhooks
         # feed the wall); it runs after the tasks above, from the schedule's spare.
         self.webhook_watch: WebhookWatch | None = None
@@ -235,6 +256,8 @@ class Poller:
         """Do every task that is due now; return seconds until the next one is due."""
         now = self.clock()
         try:
+            if self.pending_rebuild is not None:
+                await self._request_rebuild()
             if not self.discovered:
                 await self._discover()
             for task, interval_s, action in (
@@ -250,6 +273,9 @@ class Poller:
                 if self.due.get(task, now) <= now:
                     await action()
                     self.due[task] = now + timedelta(seconds=interval_s)
+            if self.settings is not None and self.due.get("reporting", now) <= now:
+                await self._refresh_reporting_if_affordable()
+            await self.reread_rates()
             if self.webhook_watch is not None:
                 await self.webhook_watch.run_due(self._can_afford_extra)
                 self._set(webhooks=list(self.webhook_watch.problems))
@@ -285,10 +311,11 @@ class Poller:
         per_hour = budget_for_plan(plan_text, self.configured_budget)
         self.budget.limit_per_hour = per_hour
         self.schedule = Schedule.for_budget(per_hour, self.changes_calls)
-        if self.check_owner_settings:
-            owner = parse_owner_settings(await self.client.get_user())
-            self._count("user")
-            self._compare_owner_settings(owner)
+        if self.settings is not None:
+            # Due on start, with the workspace just read (one request fewer) if the budget's
+            # spare allows it now; on Free the start-up reads may use that spare up first.
+            self.due["reporting"] = self.clock()
+            self._fresh_workspace = workspace
         self.discovered = True
         self._set(plan=plan_text, budget_per_hour=per_hour)
         log.info(
@@ -298,23 +325,93 @@ class Poller:
             self.schedule.running_s,
         )
 
-    def _compare_owner_settings(self, owner: ReportingSettings | None) -> None:
-        store = self.store
-        if owner is None or (
-            owner.zone.key == store.zone.key
-            and (self.week_start_configured or owner.week_start_index == store.week_start_index)
-        ):
-            self.reporting_warning = None
+    # Reporting settings ---------------------------------------------------------------------
+    async def _refresh_reporting_if_affordable(self) -> None:
+        """The refresh on start and hourly, paid from the schedule's spare only: when it would
+        starve a timer or changes poll of the coming hour, it waits for the next timer poll."""
+        settings = self.settings
+        assert settings is not None
+        workspace, self._fresh_workspace = self._fresh_workspace, None
+        cost = reporting.refresh_cost(settings)
+        if workspace is not None and reporting.reads_workspace(settings):
+            cost -= 1
+        if await self._can_afford_extra(cost):
+            await self.refresh_reporting(workspace)
+        else:
+            self.due["reporting"] = self.clock() + timedelta(seconds=self.schedule.running_s)
+
+    async def refresh_reporting(self, workspace: dict[str, Any] | None = None) -> None:
+        """Read the reporting settings from Clockify again (reporting.refresh) and store what
+        changed; a new zone or rounding asks for the totals to be rebuilt. A Clockify failure
+        is logged and shown in /readyz, and tried again later: the totals keep their settings.
+        Budget and rate limits go to run_once, which postpones everything alike."""
+        settings = self.settings
+        assert settings is not None
+        now = self.clock()
+        self.due["reporting"] = now + timedelta(seconds=REPORTING_RETRY_S)
+        try:
+            changed = await reporting.refresh(
+                self.redis, self.ws, settings, self.client, workspace=workspace
+            )
+        except (BudgetExhaustedError, RateLimitedError):
+            raise
+        except ClockifyError as exc:
+            self.reporting_warning = (
+                f"could not read the reporting settings from Clockify ({exc}); the totals keep "
+                f"the stored ones, trying again in {REPORTING_RETRY_S / 60:.0f} minutes"
+            )
+            log.warning("workspace %s: %s", self.ws, self.reporting_warning)
             return
-        warning = (
-            f"the API key owner's Clockify profile now says {owner.zone.key}, week from "
-            f"{owner.week_start}; the reporting zone stays {store.zone.key}, week from "
-            f"{WEEKDAYS[store.week_start_index]}, until the totals are rebuilt (not yet "
-            "automatic)"
+        if reporting.reads_owner(settings):
+            self._count("user")
+        if reporting.reads_workspace(settings) and workspace is None:
+            self._count("workspace")
+        self.due["reporting"] = now + timedelta(seconds=REPORTING_REFRESH_S)
+        if self.pending_rebuild is None:
+            self.reporting_warning = None
+        if changed is None:
+            return
+        old, new = changed
+        what = reporting.describe_change(old, new)
+        if new.projection_key() == old.projection_key():
+            log.info(
+                "workspace %s: Clockify's reporting settings changed (%s); stored, the totals "
+                "stay as they are",
+                self.ws,
+                what,
+            )
+            return
+        log.warning(
+            "workspace %s: Clockify's reporting settings changed (%s); the totals are rebuilt",
+            self.ws,
+            what,
         )
-        if warning != self.reporting_warning:
-            log.warning("workspace %s: %s", self.ws, warning)
-        self.reporting_warning = warning
+        self.pending_rebuild = (new, f"Clockify's reporting settings changed: {what}")
+        await self._request_rebuild()
+
+    async def _request_rebuild(self) -> None:
+        """Ask app/rebuild.py for totals built with the new zone and rounding. When that fails
+        the request is kept and tried again at the next run, without holding up the polls
+        (the new settings are stored already: a refresh would see no change to act on)."""
+        assert self.pending_rebuild is not None
+        new, reason = self.pending_rebuild
+        rounding = new.rounding
+        basis = Basis(new.zone, None if rounding is None else (rounding.mode, rounding.minutes))
+        try:
+            await rebuild.request_rebuild(self.redis, self.ws, basis, reason=reason)
+        except (RedisError, OSError):
+            raise
+        except Exception as exc:
+            warning = (
+                f"the totals still follow the old reporting settings: asking for a rebuild "
+                f"failed ({type(exc).__name__}: {exc}); trying again, or run `clockwall rebuild`"
+            )
+            if warning != self.reporting_warning:
+                log.exception("workspace %s: %s", self.ws, warning)
+            self.reporting_warning = warning
+            return
+        self.pending_rebuild = None
+        self.reporting_warning = None
 
     async def _publish_budget(self) -> None:
         left = await self.budget.remaining()
@@ -345,11 +442,17 @@ class Poller:
             return "skipped"
         if entry.workspace_id != self.ws:
             return "skipped"
-        rate = entry.hourly_rate
-        if rate is not None and not rate.currency and self.currency:
+        rate, cost = entry.hourly_rate, entry.cost_rate
+        if self.currency and ((rate and not rate.currency) or (cost and not cost.currency)):
             # A row with a rate but no currency: the store keeps the currency it holds for the
             # entry (still `unknown`); for an entry it has never seen, the workspace's default.
-            entry = replace(entry, hourly_rate=Rate(rate.amount_minor, self.currency))
+            entry = replace(
+                entry,
+                hourly_rate=Rate(rate.amount_minor, rate.currency or self.currency)
+                if rate
+                else None,
+                cost_rate=Rate(cost.amount_minor, cost.currency or self.currency) if cost else None,
+            )
         return (await self.store.apply_entry(entry, kind)).outcome
 
     def _skip(self, source: str, row: dict[str, Any], why: str) -> None:
@@ -441,11 +544,13 @@ class Poller:
         cursor = await self._cursor()
         now = self.clock()
         since = cursor - self.overlap
+        # TIME_ENTRY_RATE changes (a rate re-applied to past entries) ride in the same calls.
+        types = (TIME_ENTRY, TIME_ENTRY_RATE) if self.rate_changes else (TIME_ENTRY,)
         try:
             # /updated leaves out entries created in the window: those come from /created.
-            created = await self.client.entities_created(self.ws, since, now)
+            created = await self.client.entities_created(self.ws, since, now, types=types)
             self._count("entities-created")
-            updated = await self.client.entities_updated(self.ws, since, now)
+            updated = await self.client.entities_updated(self.ws, since, now, types=types)
             self._count("entities-updated")
             deleted = await self.client.entities_deleted(self.ws, since, now)
             self._count("entities-deleted")
@@ -461,8 +566,23 @@ class Poller:
             self.schedule = Schedule.for_budget(self.budget.limit_per_hour, self.changes_calls)
             self._set(source="per-user")
             return
+        except BadRequestError as exc:
+            if not self.rate_changes:
+                raise
+            # The cursor stays: the next poll asks for the window again, entries alone.
+            self.rate_changes = False
+            log.warning(
+                "poller: Clockify refused TIME_ENTRY_RATE entity changes (%s); asking for time "
+                "entries alone from now on (rates re-applied to past entries are still re-read "
+                "when their BILLABLE_RATE_UPDATED / COST_RATE_UPDATED webhooks arrive)",
+                exc,
+            )
+            return
         for row in (*created, *updated):
-            await self._apply_row(row, "entities")
+            if row.get("documentType") == TIME_ENTRY_RATE:
+                await self._apply_rate_change(row)
+            else:
+                await self._apply_row(row, "entities")
         for item in deleted:
             await self._apply_deleted(item)
         await self.redis.hset(keys.poller_state(self.ws), "cursor", now.isoformat())
@@ -484,6 +604,87 @@ class Poller:
                 await self.store.apply_entry(entry, "delete")
                 return
         await self.store.delete_entry(self.ws, entry_id)
+
+    # Re-applied rates ------------------------------------------------------------------
+    async def _apply_rate_change(self, doc: dict[str, Any]) -> None:
+        """A TIME_ENTRY_RATE change: a rate re-applied to an entry. Clockify does not document
+        its shape: where it reads as a whole entry clockwall holds (by `timeEntryId`, else
+        `id`), it is applied as any changed entry; else the entry's day (or, unreadable, the
+        current month) is marked for the Detailed report to re-read, so no entry is made up
+        from a document misread."""
+        entry_id = doc.get("timeEntryId") or doc.get("id")
+        if isinstance(entry_id, str) and _is_entry_id(entry_id):
+            row = {"workspaceId": self.ws, **doc, "id": entry_id}
+            try:
+                entry = parse_time_entry(row)
+            except PayloadError:
+                entry = None
+            held = await self.redis.hexists(keys.entry_states(self.ws), entry_id)
+            if entry is not None and held:
+                await self._apply_row(row, "entities")
+                return
+            if entry is not None:
+                await self._mark_rates(entry.start.astimezone(self.store.zone).date())
+                return
+        await self._mark_rates(None)
+
+    async def _mark_rates(self, since: date | None) -> None:
+        today = self.store.today()
+        default = default_since(today, self.store.current_week()[0])
+        await self.rates.mark(self.ws, min(since or default, today), self.clock(), default)
+
+    async def reread_rates(self) -> None:
+        """Clockify re-applied a billable or cost rate to past entries (a BILLABLE_/
+        COST_RATE_UPDATED webhook or a TIME_ENTRY_RATE change marked the workspace,
+        app/rates.py): re-read the entries from the marker's day on through the Detailed
+        report, whose rows carry each entry's rate and cost rate, then move the marker on or
+        clear it. Paid from the schedule's spare only; on Free one window of 31 days (one
+        request) a run. A mark that came meanwhile leaves the marker whole for the next run."""
+        marker = await self.rates.read(self.ws)
+        if marker is None:
+            return
+        store = self.store
+        today = store.today()
+        try:
+            first = date.fromisoformat(marker.since)
+        except ValueError:  # "" from an older writer: the event named no day
+            first = default_since(today, store.current_week()[0])
+        floor = today - timedelta(days=RATES_REREAD_MAX_DAYS)
+        if first < floor:
+            if self._rates_floor_warned != marker.marks:
+                self._rates_floor_warned = marker.marks
+                log.warning(
+                    "workspace %s: Clockify re-applied a rate to entries from %s on; clockwall "
+                    "re-reads the last %d days (from %s), older amounts stay as they are until "
+                    "those entries are edited",
+                    self.ws,
+                    first,
+                    RATES_REREAD_MAX_DAYS,
+                    floor,
+                )
+            first = floor
+        first = min(first, today)
+        if not await self._can_afford_extra(1):
+            return  # the marker stays; a later run, with budget to spare, re-reads
+        start = datetime.combine(first, datetime.min.time(), store.zone).astimezone(UTC)
+        end, next_since = self.clock(), None
+        free = self.state.plan is None or self.state.plan.strip().upper() == "FREE"
+        if free and first + timedelta(days=FREE_REPORT_MAX_DAYS) <= today:
+            # One request's window; the marker moves on to the day after it.
+            next_since = first + timedelta(days=FREE_REPORT_MAX_DAYS)
+            next_start = datetime.combine(next_since, datetime.min.time(), store.zone)
+            end = next_start.astimezone(UTC) - timedelta(milliseconds=1)
+        repairs = await self._sync_range(start, end, delete_missing=False)
+        moved = await self.rates.advance(self.ws, marker, next_since)
+        log.info(
+            "poller: re-read entries from %s to %s for re-applied rates: %d changed; %s",
+            first,
+            end.astimezone(store.zone).date(),
+            repairs,
+            (f"more to re-read from {next_since}" if next_since else "done")
+            if moved
+            else "a new rate change came meanwhile, so the range is read again",
+        )
 
     async def _cursor(self) -> datetime:
         raw = await self.redis.hget(keys.poller_state(self.ws), "cursor")

@@ -22,10 +22,11 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from app.api import QueryError, parse_range
+from app.api import parse_range
 from app.config import Secret, Settings
 from app.errors import error_response, json_response
-from app.store import NO_NAME, TotalsStore
+from app.reports import NO_NAME, QueryError
+from app.store import TotalsStore
 from app.stream import Change, encode_sse
 
 _DURATION = re.compile(r"([+-]?[0-9]{1,9})([dhm])")
@@ -70,11 +71,14 @@ class ShareScope:
     # The range the page opens on (one of RANGES); "" for the default (default_preset).
     default_range: str = ""
 
-    def covers(self, state: dict[str, Any] | None) -> bool:
+    def covers(self, state: dict[str, Any] | None, client_id: str | None = None) -> bool:
+        """Whether an entry state is in the scope; `client_id`: its project's client (a
+        change event names the one its delivery carried)."""
         if not state:
             return False
-        key = "projectId" if self.kind == "project" else "clientId"
-        return bool(state.get(key) == self.id)
+        if self.kind == "project":
+            return bool(state.get("projectId") == self.id)
+        return client_id == self.id
 
 
 def _b64(raw: bytes) -> str:
@@ -409,11 +413,15 @@ class ScopedChanges:
 
     def __call__(self, change: Change) -> bytes | None:
         data = change.data
+        if data.get("type") == "rebuilt":  # every total changed (new settings): refetch
+            body = orjson.dumps({"type": "refresh", "days": [], "all": True})
+            return encode_sse("change", body, change.id_text)
         if data.get("type") != "entry":
             return None
         entry = data.get("entry")
         was_in = data.get("prev") is not None and self._was_in(data)
-        if not (self.scope.covers(entry) or was_in):
+        client_id = (data.get("names") or {}).get("clientId")
+        if not (self.scope.covers(entry, client_id) or was_in):
             return None
         if self.scope.no_running and not any(
             part and part["f"] for part in (data.get("prev"), data.get("next"))
@@ -424,10 +432,13 @@ class ScopedChanges:
         return encode_sse("change", body, change.id_text)
 
     def _was_in(self, data: dict[str, Any]) -> bool:
-        # The previous contribution names the project and client it counted under.
-        dim = "P" if self.scope.kind == "project" else "C"
-        prefix = f"{self.scope.id}|"
-        return any(item[0] == dim and str(item[1]).startswith(prefix) for item in data["prev"]["f"])
+        # The previous contribution's cells name the project it counted under (a cell key is
+        # user|project|...). A client-scoped link learns of an entry leaving one of its projects
+        # through `covers` of the entry's stored client only.
+        if self.scope.kind != "project":
+            return False
+        needle = f"|{self.scope.id}|"
+        return any(needle in str(item[0]) for item in data["prev"]["f"])
 
 
 # Finding what a link shares (`clockwall share --project NAME_OR_ID`) ----------------------

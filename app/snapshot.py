@@ -16,10 +16,11 @@ from typing import Any
 import orjson
 
 from app import keys
-from app.store import TotalsStore, parse_field
+from app.projection import split_field
+from app.store import Generations, ProgressPlan, TotalsStore
 from app.stream import ChangeHub, _decode_change, _text
 
-NAME_KINDS = ("user", "project", "client", "tag")
+NAME_KINDS = ("user", "project", "client", "tag", "task")
 FEED_LENGTH = 30
 CacheKey = tuple[str, date, date]
 
@@ -30,21 +31,13 @@ class Snapshot:
     data: bytes
 
 
-def _fold_day(dim: str, fields: dict[Any, Any]) -> dict[str, Any]:
-    out: dict[str, dict[str, Any]] = {}
+def _fold_day(fields: dict[Any, Any]) -> dict[str, dict[str, int]]:
+    """A day's cell hash as {cell: {s, r, e, c}} (app/projection.py); amounts stay exact, the
+    browser rounds them once after summing a total."""
+    out: dict[str, dict[str, int]] = {}
     for raw_field, raw_value in fields.items():
-        value = int(raw_value)
-        if dim == keys.DIM_TEAM:
-            out[_text(raw_field)] = {"s": value}
-            continue
-        ident, kind, currency = parse_field(_text(raw_field))
-        bucket = out.setdefault(ident, {})
-        if kind in ("a", "m") and currency:
-            # Kept apart: "m" (rate_minor x seconds) is rounded once by the browser, after it
-            # has summed the days and running timers of a total; "a" is already minor units.
-            bucket.setdefault(kind, {})[currency] = value
-        else:
-            bucket[kind] = value
+        cell, kind = split_field(_text(raw_field))
+        out.setdefault(cell, {})[kind] = int(raw_value)
     return out
 
 
@@ -52,34 +45,20 @@ async def read_snapshot(
     store: TotalsStore, ws: str, start: date, end: date, extra: dict[str, Any]
 ) -> Snapshot:
     days = store.days(start, end)
-    plan = store.progress_plan(ws)
-    async with store.redis.pipeline(transaction=True) as pipe:
-        for day in days:
-            for dim in keys.DIMENSIONS:
-                pipe.hgetall(keys.day_totals(ws, day, dim))
-        for key in plan.hashes:
-            pipe.hgetall(key)
-        pipe.hvals(keys.running(ws))
-        for kind in NAME_KINDS:
-            pipe.hgetall(keys.names(ws, kind))
+    plans: list[ProgressPlan] = []
+
+    def plan(gens: Generations) -> list[str]:
+        plans.append(store.progress_plan(ws, gens.gen))
+        return [keys.cells_day(ws, gens.gen, day) for day in days] + plans[-1].hashes
+
+    def feed_read(pipe: Any) -> None:
         pipe.xrevrange(keys.changes(ws), count=FEED_LENGTH)
-        results = await pipe.execute()
-    per_day = len(keys.DIMENSIONS)
-    totals: dict[str, dict[str, Any]] = {}
-    for i, day in enumerate(days):
-        chunk = results[i * per_day : (i + 1) * per_day]
-        totals[day] = {
-            dim: _fold_day(dim, fields)
-            for dim, fields in zip(keys.DIMENSIONS, chunk, strict=True)
-            if fields
-        }
-    rest = results[len(days) * per_day + len(plan.hashes) :]
-    running = sorted((orjson.loads(v) for v in rest[0]), key=lambda e: (e["start"], e["id"]))
-    names = {
-        kind: {_text(k): orjson.loads(v) for k, v in raw.items()}
-        for kind, raw in zip(NAME_KINDS, rest[1 : 1 + len(NAME_KINDS)], strict=True)
-    }
-    recent = rest[1 + len(NAME_KINDS)]
+
+    gens, results, names, running = await store.reports.read(ws, plan, feed_read)
+    # Every day of the range, those without totals too (later changes land on them).
+    totals = {day: _fold_day(fields) for day, fields in zip(days, results, strict=False)}
+    progress_results = results[len(days) : len(days) + len(plans[-1].hashes)]
+    recent = results[-1]
     feed = []
     for raw_id, fields in reversed(recent):
         change = _decode_change(ws, raw_id, fields)
@@ -87,20 +66,18 @@ async def read_snapshot(
             feed.append({"id": change.id_text, **change.data})
     stream_id = _text(recent[0][0]) if recent else "0-0"
     # Without running timers: the wall adds their elapsed time, as it does to every total.
-    progress = store.fold_progress(
-        plan,
-        names["project"],
-        results[len(days) * per_day : len(days) * per_day + len(plan.hashes)],
-    )
+    progress = store.fold_progress(plans[-1], names.raw.get("project", {}), progress_results)
     progress = await store.finish_progress(ws, progress)
+    rounding = gens.basis.rounding
     payload = {
         "workspace": ws,
         "asOf": store.clock().isoformat(),
         "today": store.today().isoformat(),
         "range": {"start": start.isoformat(), "end": end.isoformat()},
         "days": totals,
+        "rounding": {"mode": rounding[0], "minutes": rounding[1]} if rounding else None,
         "running": running,
-        "names": names,
+        "names": {kind: names.raw.get(kind, {}) for kind in NAME_KINDS},
         "feed": feed,
         "progress": progress,
         **extra,

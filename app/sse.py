@@ -22,11 +22,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from app.api import Api, QueryError, parse_range
+from app.api import Api, parse_range
 from app.compat import writable_transport
 from app.config import WEEKDAYS, Settings
 from app.errors import error_response
 from app.metrics import Metrics
+from app.reports import QueryError
 from app.snapshot import SnapshotCache
 from app.stream import (
     Change,

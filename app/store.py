@@ -10,7 +10,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from importlib import resources
 from typing import Any
@@ -31,29 +31,17 @@ from redis.exceptions import (
 from app import keys
 from app.models import RESET_OPTIONS, Named, TimeEntry, parse_instant
 from app.pipe import ScriptPipe
+from app.projection import NONE, Basis, contribution, minor_of_exact, split_field
+from app.reports import Filters, Reports, entry_filter
 
 Clock = Callable[[], datetime]
 STORE_DEADLINE_S = 5.0  # the longest a write waits for Redis
 NAME_RESEND_S = 60.0  # an unchanged name is written again at most once a minute per process
 ENTRY_READ_CHUNK = 1000  # entry states read per HMGET
 KINDS = ("create", "update", "delete", "restore", "sync")
-GROUPS = {
-    "PROJECT": keys.DIM_PROJECT,
-    "USER": keys.DIM_USER,
-    "CLIENT": keys.DIM_CLIENT,
-    "TAG": keys.DIM_TAG,
-    "DATE": keys.DIM_ALL,
-}
-NAME_KINDS = {"PROJECT": "project", "USER": "user", "CLIENT": "client", "TAG": "tag"}
 # Progress over a project's life sums the month rollups clockwall holds in this window.
 PROGRESS_PAST_MONTHS = 240
 PROGRESS_FUTURE_MONTHS = 12
-NO_NAME = {
-    "PROJECT": "(Without project)",
-    "USER": "(Unknown user)",
-    "CLIENT": "(Without client)",
-    "TAG": "(Without tag)",
-}
 
 
 # Error replies that mean Redis cannot take a write right now (loading, busy with a script, a
@@ -106,14 +94,6 @@ def amount_minor(seconds: int, rate_minor: int) -> int:
     return (seconds * rate_minor + 1800) // 3600
 
 
-def minor_of_exact(exact: int) -> int:
-    """Minor units of an exact amount (rate_minor x seconds, i.e. 3600ths of a minor unit),
-    rounded half up once: Clockify's reports multiply a group's total time by the rate and round
-    the result, so three 10-second entries at 100.00/h make 0.83, not 3 x 0.28. Floor division
-    keeps half up for the negative partial sums a delta can have."""
-    return (exact + 1800) // 3600
-
-
 @dataclass(frozen=True)
 class ApplyResult:
     outcome: str  # started|stopped|created|updated|deleted|restored|duplicate|stale|...
@@ -124,76 +104,37 @@ class ApplyResult:
         return self.stream_id is not None
 
 
-@dataclass
-class Bucket:
-    """Seconds, billable seconds and amounts per currency of one group. An amount is held in two
-    parts: `amounts` in minor units (legacy `a` fields, rounded per entry when they were written)
-    and `exact` in rate_minor x seconds (`m` fields), rounded once when answered."""
+@dataclass(frozen=True)
+class Generations:
+    """The generations of totals a workspace keeps (app/rebuild.py): `gen`, the one answers
+    read, built with `basis`; during a rebuild also `next`, built with `next_basis`."""
 
-    seconds: int = 0
-    billable_s: int = 0
-    amounts: dict[str, int] = field(default_factory=dict)
-    exact: dict[str, int] = field(default_factory=dict)
-    running_s: int = 0
+    gen: str
+    basis: Basis
+    next: str | None = None
+    next_basis: Basis | None = None
 
-    def add_field(self, kind: str, currency: str | None, value: int) -> None:
-        if kind == "s":
-            self.seconds += value
-        elif kind == "b":
-            self.billable_s += value
-        elif kind == "a" and currency is not None:
-            self.amounts[currency] = self.amounts.get(currency, 0) + value
-        elif kind == "m" and currency is not None:
-            self.exact[currency] = self.exact.get(currency, 0) + value
+    @property
+    def label(self) -> str:
+        """What apply_entry.lua compares with the projection hash: "<gen>" or "<gen>,<next>"."""
+        return f"{self.gen},{self.next}" if self.next else self.gen
 
-    def amounts_minor(self) -> dict[str, int]:
-        """Minor units per currency: the legacy part plus the exact part rounded once."""
-        out = dict(self.amounts)
-        for currency, exact in self.exact.items():
-            out[currency] = out.get(currency, 0) + minor_of_exact(exact)
-        return out
+    def bases(self) -> list[Basis]:
+        return [self.basis, self.next_basis] if self.next_basis is not None else [self.basis]
 
 
-def contribution(entry: TimeEntry, client_id: str | None) -> list[list[Any]]:
-    """What a stopped entry adds to its day's totals: [[dim, field, delta], ...]."""
-    if entry.running:
-        return []
-    seconds = entry.duration_s
-    if seconds == 0:
-        return []
-    billable_s = seconds if entry.billable else 0
-    exact = 0  # rate_minor x seconds: rounded only when a group's total is answered
-    currency = None
-    if entry.billable and entry.hourly_rate and entry.hourly_rate.currency:
-        exact = seconds * entry.hourly_rate.amount_minor
-        currency = entry.hourly_rate.currency
-    out: list[list[Any]] = []
-
-    def add(dim: str, ident: str) -> None:
-        out.append([dim, f"{ident}|s", seconds])
-        if billable_s:
-            out.append([dim, f"{ident}|b", billable_s])
-        if exact and currency:
-            out.append([dim, f"{ident}|m|{currency}", exact])
-
-    add(keys.DIM_PROJECT, entry.project_id or keys.NONE_ID)
-    add(keys.DIM_USER, entry.user_id)
-    add(keys.DIM_CLIENT, client_id or keys.NONE_ID)
-    for tag in entry.tag_ids or (keys.NONE_ID,):
-        add(keys.DIM_TAG, tag)
-    add(keys.DIM_ALL, "")
-    out.append([keys.DIM_TEAM, f"{entry.user_id}|{entry.project_id or keys.NONE_ID}", seconds])
-    return out
-
-
-def parse_field(raw: str) -> tuple[str, str, str | None]:
-    """`<id>|s`, `<id>|b`, `<id>|m|EUR`, `<id>|a|EUR` -> (id, kind, currency). Ids never contain
-    `|`. `m` is rate_minor x seconds, exact; `a` (written before `m` existed) is minor units
-    rounded per entry, still read: an entry's next edit or delete nets exactly what it added."""
-    parts = raw.split("|")
-    if len(parts) >= 3 and parts[-2] in ("a", "m"):
-        return "|".join(parts[:-2]), parts[-2], parts[-1]
-    return "|".join(parts[:-1]), parts[-1], None
+def parse_generations(fields: dict[Any, Any]) -> Generations | None:
+    """A projection hash (HGETALL) read back; None when the workspace has none yet."""
+    got = {_decode(k): _decode(v) for k, v in fields.items()}
+    if "gen" not in got or "basis" not in got:
+        return None
+    nxt = got.get("next")
+    return Generations(
+        got["gen"],
+        Basis.from_json(got["basis"]),
+        nxt,
+        Basis.from_json(got["nextBasis"]) if nxt and got.get("nextBasis") else None,
+    )
 
 
 class TotalsStore:
@@ -220,6 +161,8 @@ class TotalsStore:
         self._apply = redis.register_script(_load_script("apply_entry.lua"))
         self._names = redis.register_script(_load_script("apply_names.lua"))
         self._project_clients: dict[tuple[str, str], str | None] = {}
+        self._gens: dict[str, Generations] = {}
+        self.reports = Reports(self)
         self._sent_names: dict[tuple[str, str, str], tuple[bytes, float]] = {}
 
     def settle(self, zone: ZoneInfo, week_start_index: int) -> None:
@@ -249,6 +192,35 @@ class TotalsStore:
             self._project_clients[cache_key] = record.get("clientId")
         return self._project_clients[cache_key]
 
+    async def generations(self, ws: str, fresh: bool = False, create: bool = True) -> Generations:
+        """The workspace's generations of totals, as this process last read them (`fresh`:
+        read again). A workspace that has none yet gets generation 0, built with the settled
+        zone and no rounding (app/rebuild.py builds a first generation from stored entries);
+        a reader (`create=False`) sees that generation without writing it."""
+        gens = None if fresh else self._gens.get(ws)
+        if gens is None:
+            async with asyncio.timeout(STORE_DEADLINE_S):
+                gens = parse_generations(await self.redis.hgetall(keys.projection(ws)))
+                if gens is None and not create:
+                    return Generations("0", Basis(self.zone))
+                if gens is None:
+                    gens = await self.init_generations(ws, Basis(self.zone))
+            self._gens[ws] = gens
+        return gens
+
+    async def init_generations(self, ws: str, basis: Basis) -> Generations:
+        """Give a workspace without totals its generation 0 (fields set only where absent, in
+        one transaction, so processes starting together agree)."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hsetnx(keys.projection(ws), "gen", "0")
+            pipe.hsetnx(keys.projection(ws), "basis", basis.to_json())
+            pipe.hsetnx(keys.projection(ws), "max", "0")
+            pipe.hgetall(keys.projection(ws))
+            results = await pipe.execute()
+        gens = parse_generations(results[-1])
+        assert gens is not None
+        return gens
+
     async def apply_entry(self, entry: TimeEntry, kind: str) -> ApplyResult:
         """Apply one entry state. `kind`: create (timer started, manual entry), update (stop,
         edit, split), restore, sync (the poller's authoritative view), delete."""
@@ -262,42 +234,63 @@ class TotalsStore:
             async with asyncio.timeout(STORE_DEADLINE_S):
                 raw = await self.redis.hget(keys.entry_states(ws), entry.id)
             entry = entry.fill_unknown(orjson.loads(raw) if raw else None)
+        # The client is resolved when answering (a project may move to another client); the
+        # change feed names the one the delivery carried.
         client_id = await self._client_of(entry)
         state = entry.to_state()
-        state["clientId"] = client_id
         state_json = orjson.dumps(state, option=orjson.OPT_SORT_KEYS)
         fingerprint = hashlib.blake2b(state_json, digest_size=10).hexdigest()
         status = "D" if kind == "delete" else ("R" if entry.running else "L")
-        contrib = contribution(entry, client_id) if status == "L" else []
         display = self._display(entry, client_id)
-        return await self._run(
-            ws,
-            entry.id,
-            kind,
-            status,
-            fingerprint,
-            self.day_of(entry.start),
-            state_json,
-            orjson.dumps(contrib),
-            int(entry.start.timestamp()),
-            display,
-            entry.names,
-        )
+        gens = await self.generations(ws)
+        for _ in range(5):
+            contribs = [
+                b""
+                if status == "D"
+                else orjson.dumps(contribution(state, basis, entry.start, entry.end))
+                for basis in gens.bases()
+            ]
+            result = await self._run(
+                ws,
+                gens,
+                entry.id,
+                kind,
+                status,
+                fingerprint,
+                state_json,
+                contribs,
+                int(entry.start.timestamp()),
+                display,
+                entry.names,
+            )
+            if result.outcome != "resettle":
+                return result
+            # A rebuild began or ended since this process last looked: compute again.
+            gens = await self.generations(ws, fresh=True)
+        raise ApplyError("the totals' generations kept changing; nothing was recorded", False)
 
     async def delete_entry(self, ws: str, entry_id: str) -> ApplyResult:
         """A delete that carries only the id: the stored state becomes the tombstone."""
-        return await self._run(ws, entry_id, "delete", "D", "", "", b"", b"[]", 0, b"{}", ())
+        gens = await self.generations(ws)
+        for _ in range(5):
+            result = await self._run(
+                ws, gens, entry_id, "delete", "D", "", b"", [b""] * len(gens.bases()), 0, b"{}", ()
+            )
+            if result.outcome != "resettle":
+                return result
+            gens = await self.generations(ws, fresh=True)
+        raise ApplyError("the totals' generations kept changing; nothing was recorded", False)
 
     async def _run(
         self,
         ws: str,
+        gens: Generations,
         entry_id: str,
         kind: str,
         status: str,
         fingerprint: str,
-        day: str,
         state_json: bytes,
-        contrib_json: bytes,
+        contribs: list[bytes],
         start_epoch: int,
         display: bytes,
         names: Iterable[Named],
@@ -321,9 +314,9 @@ class TotalsStore:
             [
                 keys.entry_meta(ws),
                 keys.entry_states(ws),
-                keys.entry_contributions(ws),
                 keys.running(ws),
                 keys.changes(ws),
+                keys.projection(ws),
             ],
             [
                 keys.workspace_prefix(ws),
@@ -331,12 +324,13 @@ class TotalsStore:
                 kind,
                 status,
                 fingerprint,
-                day,
                 state_json,
-                contrib_json,
                 start_epoch,
                 self.stream_maxlen,
                 display,
+                gens.label,
+                contribs[0],
+                contribs[1] if len(contribs) > 1 else b"",
                 *name_args,
             ],
         )
@@ -344,6 +338,8 @@ class TotalsStore:
         text = outcome.decode() if isinstance(outcome, bytes) else outcome
         if text == "rejected":
             raise ApplyError(f"{sid}; nothing was recorded", written=False)
+        if text == "resettle":
+            return ApplyResult(text, None)
         for cache_key, record in fresh:
             self._sent_names[cache_key] = (record, now_s)
         if len(self._sent_names) > 50_000:
@@ -378,12 +374,15 @@ class TotalsStore:
                     out["estimateSeconds"] = named.estimate_s
             elif named.kind == "client" and named.id == client_id:
                 out["client"] = named.name
+        if client_id:
+            out["clientId"] = client_id
         return orjson.dumps(out)
 
     async def apply_names(self, ws: str, records: Iterable[Named]) -> ApplyResult:
         args: list[Any] = [keys.workspace_prefix(ws), self.stream_maxlen]
         for named in records:
-            args += [named.kind, named.id, orjson.dumps(named.to_dict())]
+            kind = f"{named.kind}?" if named.partial else named.kind
+            args += [kind, named.id, orjson.dumps(named.to_dict())]
             if named.kind == "project":
                 self._project_clients[(ws, named.id)] = named.client_id
         if len(args) == 2:
@@ -414,142 +413,31 @@ class TotalsStore:
         entries.sort(key=lambda e: (e["start"], e["id"]))
         return entries
 
-    def range_keys(self, ws: str, start: date, end: date, dim: str) -> list[str]:
-        """The total hashes covering [start, end]: a month's rollup for every whole month
-        inside the range, day hashes for the edges, so a year reads about 12 hashes."""
-        out: list[str] = []
-        cursor = start
-        while cursor <= end:
-            month_end = _month_end(cursor)
-            if cursor.day == 1 and month_end <= end:
-                out.append(keys.month_totals(ws, cursor.isoformat()[:7], dim))
-                cursor = month_end + timedelta(days=1)
-            else:
-                out.append(keys.day_totals(ws, cursor.isoformat(), dim))
-                cursor += timedelta(days=1)
-        return out
-
-    async def _sum_fields(self, hashes: list[str]) -> dict[str, int]:
-        """Field-wise sum of several total hashes (fields parsed once, not once per hash)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for key in hashes:
-                pipe.hgetall(key)
-            results = await pipe.execute()
-        sums: dict[Any, int] = {}
-        for fields in results:
-            for raw_field, raw_value in fields.items():
-                sums[raw_field] = sums.get(raw_field, 0) + int(raw_value)
-        return {_decode(k): v for k, v in sums.items()}
-
-    async def _read_dim(self, ws: str, start: date, end: date, dim: str) -> dict[str, Bucket]:
-        buckets: dict[str, Bucket] = {}
-        if dim == keys.DIM_ALL:  # grouped by date: one bucket per day
-            days = self.days(start, end)
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for day in days:
-                    pipe.hgetall(keys.day_totals(ws, day, dim))
-                results = await pipe.execute()
-            for day, fields in zip(days, results, strict=True):
-                for raw_field, raw_value in fields.items():
-                    _ident, kind, currency = parse_field(_decode(raw_field))
-                    buckets.setdefault(day, Bucket()).add_field(kind, currency, int(raw_value))
-            return buckets
-        for raw, value in (await self._sum_fields(self.range_keys(ws, start, end, dim))).items():
-            ident, kind, currency = parse_field(raw)
-            bucket = buckets.get(ident)
-            if bucket is None:
-                bucket = buckets[ident] = Bucket()
-            bucket.add_field(kind, currency, value)
-        return buckets
-
-    def _running_in(
-        self, running: list[dict[str, Any]], days: list[str], now: datetime
-    ) -> list[tuple[dict[str, Any], str, int]]:
-        wanted = set(days)
-        out = []
-        for entry in running:
-            start = parse_instant(entry["start"], "start")
-            assert start is not None
-            day = self.day_of(start)
-            if day in wanted:
-                out.append((entry, day, max(0, int((now - start).total_seconds()))))
-        return out
-
     async def read_summary(
-        self, ws: str, start: date, end: date, group: str, include_running: bool = True
+        self,
+        ws: str,
+        start: date,
+        end: date,
+        group: str | tuple[str, ...] = "PROJECT",
+        include_running: bool = True,
+        filters: Filters | None = None,
     ) -> dict[str, Any]:
-        dim = GROUPS[group]
-        days = self.days(start, end)
-        now = self.clock()
-        buckets = await self._read_dim(ws, start, end, dim)
-        running = await self.read_running(ws) if include_running else []
-        includes_running = False
-        for entry, day, elapsed in self._running_in(running, days, now):
-            includes_running = True
-            idents = {
-                "PROJECT": [entry.get("projectId") or keys.NONE_ID],
-                "USER": [entry["userId"]],
-                "CLIENT": [entry.get("clientId") or keys.NONE_ID],
-                "TAG": entry.get("tagIds") or [keys.NONE_ID],
-                "DATE": [day],
-            }[group]
-            for ident in idents:
-                bucket = buckets.setdefault(ident, Bucket())
-                _add_running(bucket, entry, elapsed)
-        names = await self.read_names(ws, NAME_KINDS[group]) if group in NAME_KINDS else {}
-        groups = []
-        for ident, bucket in buckets.items():
-            if (
-                bucket.seconds == 0
-                and bucket.running_s == 0
-                and not (bucket.amounts or bucket.exact)
-            ):
-                continue
-            record = names.get(ident, {})
-            if group == "DATE":
-                name = ident
-            elif ident == keys.NONE_ID:
-                name = NO_NAME[group]
-            else:
-                name = record.get("name") or ident
-            out = {"id": None if ident == keys.NONE_ID else ident, "name": name}
-            if record.get("color"):
-                out["color"] = record["color"]
-            if group == "PROJECT" and record.get("estimateSeconds"):
-                out["estimateSeconds"] = record["estimateSeconds"]
-            out.update(_money_fields(bucket))
-            groups.append(out)
-        if group == "DATE":
-            groups.sort(key=lambda g: str(g["id"]))
-        else:
-            groups.sort(key=lambda g: (-int(str(g["totalSeconds"])), str(g["name"]).lower()))
-        total = Bucket()
-        if group == "TAG":  # an entry with two tags counts once in the total
-            for bucket in (await self._read_dim(ws, start, end, keys.DIM_ALL)).values():
-                _merge(total, bucket)
-            for entry, _day, elapsed in self._running_in(running, days, now):
-                _add_running(total, entry, elapsed)
-        else:
-            for bucket in buckets.values():
-                _merge(total, bucket)
-        result: dict[str, Any] = {"groups": groups}
-        result.update(_money_fields(total))
-        result["includesRunning"] = includes_running
-        result["dateRange"] = {"start": start.isoformat(), "end": end.isoformat()}
-        return result
+        """The Summary report of [start, end] (app/reports.py)."""
+        return await self.reports.summary(ws, start, end, group, filters, include_running)
 
-    def progress_plan(self, ws: str) -> ProgressPlan:
-        """The hashes a project progress is computed from; read them (HGETALL, in this order)
-        and give the results to `fold_progress`. The snapshot reads them in its transaction,
-        so its progress and its totals include exactly the same changes."""
+    def progress_plan(self, ws: str, gen: str) -> ProgressPlan:
+        """The hashes a project progress is computed from, in generation `gen`; read them
+        (HGETALL, in this order) and give the results to `fold_progress`. The snapshot reads
+        them in its transaction, so its progress and its totals include exactly the same
+        changes."""
         today = self.today()
         months = _months_around(today, PROGRESS_PAST_MONTHS, PROGRESS_FUTURE_MONTHS)
         week_start, week_end = self.current_week()
         week = self.days(week_start, week_end)
-        hashes = [keys.month_totals(ws, m, keys.DIM_PROJECT) for m in months]
-        hashes += [keys.day_totals(ws, d, keys.DIM_PROJECT) for d in week]
+        hashes = [keys.project_month(ws, gen, m) for m in months]
+        hashes += [keys.cells_day(ws, gen, d) for d in week]
         hashes.append(keys.project_tracked(ws))
-        return ProgressPlan(today, months, week, hashes)
+        return ProgressPlan(today, months, week, hashes, gen)
 
     def fold_progress(
         self,
@@ -566,7 +454,7 @@ class TotalsStore:
         it to a day)."""
         n_months, n_week = len(plan.months), len(plan.week)
         month_fields = [_decoded_ints(r) for r in results[:n_months]]
-        week_fields = [_decoded_ints(r) for r in results[n_months : n_months + n_week]]
+        week_fields = [_project_fields(r) for r in results[n_months : n_months + n_week]]
         tracked = {_decode(k): _decode(v) for k, v in results[n_months + n_week].items()}
         held = [m for m, fields in zip(plan.months, month_fields, strict=True) if fields]
         this_month = plan.today.isoformat()[:7]
@@ -654,9 +542,10 @@ class TotalsStore:
         """The first day of `month` (YYYY-MM) clockwall holds totals of."""
         first = date.fromisoformat(f"{month}-01")
         days = self.days(first, _month_end(first))
+        gen = (await self.generations(ws, create=False)).gen
         async with self.redis.pipeline(transaction=False) as pipe:
             for day in days:
-                pipe.exists(keys.day_totals(ws, day, keys.DIM_PROJECT))
+                pipe.exists(keys.cells_day(ws, gen, day))
             found = await pipe.execute()
         return next((day for day, exists in zip(days, found, strict=True) if exists), None)
 
@@ -667,71 +556,25 @@ class TotalsStore:
         return progress
 
     async def read_progress(self, ws: str, include_running: bool = True) -> dict[str, Any]:
-        plan = self.progress_plan(ws)
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for key in plan.hashes:
-                pipe.hgetall(key)
-            pipe.hgetall(keys.names(ws, "project"))
-            pipe.hvals(keys.running(ws))
-            results = await pipe.execute()
-        projects = {_decode(k): orjson.loads(v) for k, v in results[-2].items()}
-        running = [orjson.loads(v) for v in results[-1]] if include_running else None
-        progress = self.fold_progress(plan, projects, results[:-2], running)
+        plans: list[ProgressPlan] = []
+
+        def plan_of(gens: Generations) -> list[str]:
+            plans.append(self.progress_plan(ws, gens.gen))
+            return plans[-1].hashes
+
+        _gens, results, names, running = await self.reports.read(ws, plan_of)
+        progress = self.fold_progress(
+            plans[-1],
+            names.raw.get("project", {}),
+            results,
+            running if include_running else None,
+        )
         return await self.finish_progress(ws, progress)
 
-    async def read_team(self, ws: str, start: date, end: date) -> dict[str, Any]:
-        days = self.days(start, end)
-        cells: dict[tuple[str, str], int] = {}
-        team = await self._sum_fields(self.range_keys(ws, start, end, keys.DIM_TEAM))
-        for raw_field, value in team.items():
-            user_id, _, project_id = raw_field.partition("|")
-            cells[(user_id, project_id)] = value
-        running = await self.read_running(ws)
-        includes_running = False
-        for entry, _day, elapsed in self._running_in(running, days, self.clock()):
-            includes_running = True
-            cell = (entry["userId"], entry.get("projectId") or keys.NONE_ID)
-            cells[cell] = cells.get(cell, 0) + elapsed
-        users = await self.read_names(ws, "user")
-        projects = await self.read_names(ws, "project")
-        progress = await self.read_progress(ws)
-        row_totals: dict[str, int] = {}
-        col_totals: dict[str, int] = {}
-        for (user_id, project_id), seconds in cells.items():
-            row_totals[user_id] = row_totals.get(user_id, 0) + seconds
-            col_totals[project_id] = col_totals.get(project_id, 0) + seconds
-        user_rows = sorted(row_totals, key=lambda u: (users.get(u, {}).get("name") or u).lower())
-        project_cols = sorted(col_totals, key=lambda p: (-col_totals[p], p))
-        return {
-            "users": [
-                {
-                    "id": u,
-                    "name": users.get(u, {}).get("name") or u,
-                    "totalSeconds": row_totals[u],
-                    "totalHours": _hours(row_totals[u]),
-                }
-                for u in user_rows
-            ],
-            "projects": [
-                {
-                    "id": None if p == keys.NONE_ID else p,
-                    "name": NO_NAME["PROJECT"]
-                    if p == keys.NONE_ID
-                    else projects.get(p, {}).get("name") or p,
-                    "color": projects.get(p, {}).get("color"),
-                    "totalSeconds": col_totals[p],
-                    "totalHours": _hours(col_totals[p]),
-                    "progress": progress["projects"].get(p),
-                }
-                for p in project_cols
-            ],
-            "progressSince": progress["since"],
-            "cells": [[cells.get((u, p), 0) for p in project_cols] for u in user_rows],
-            "totalSeconds": sum(row_totals.values()),
-            "totalHours": _hours(sum(row_totals.values())),
-            "includesRunning": includes_running,
-            "dateRange": {"start": start.isoformat(), "end": end.isoformat()},
-        }
+    async def read_team(
+        self, ws: str, start: date, end: date, filters: Filters | None = None
+    ) -> dict[str, Any]:
+        return await self.reports.team(ws, start, end, filters)
 
     async def read_entries(
         self,
@@ -740,85 +583,84 @@ class TotalsStore:
         end: date,
         limit: int = 5000,
         keep: Callable[[dict[str, Any]], bool] | None = None,
+        filters: Filters | None = None,
     ) -> dict[str, Any]:
         """The entries of [start, end], at most `limit`; `keep` (a test of an entry's stored
         state) scopes them before the limit, so a scoped reader never loses its own entries
         to the rest of the workspace. `truncated` says when the limit cut the list."""
         days = self.days(start, end)
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for day in days:
-                pipe.zrange(keys.day_index(ws, day), 0, -1)
-            results = await pipe.execute()
-        ids = [i for day_ids in results for i in day_ids]
-        truncated = False
-        if keep is None:
-            truncated = len(ids) > limit
-            ids = ids[:limit]
-        parsed: list[dict[str, Any]] = []
-        for offset in range(0, len(ids), ENTRY_READ_CHUNK):
-            chunk = ids[offset : offset + ENTRY_READ_CHUNK]
-            for raw in await self.redis.hmget(keys.entry_states(ws), chunk):
-                if raw is None:
-                    continue
-                state = orjson.loads(raw)
-                if keep is not None and not keep(state):
-                    continue
-                if len(parsed) == limit:
-                    truncated = True
-                    break
-                parsed.append(state)
-            if truncated:
-                break
-        users = await self.read_names(ws, "user")
-        projects = await self.read_names(ws, "project")
-        clients = await self.read_names(ws, "client")
-        tags = await self.read_names(ws, "tag")
+        gens, _, names, _running = await self.reports.read(ws, lambda gens: [])
+        states = await self.reports.entry_states(ws, gens, days)
+        wanted = entry_filter(filters, names) if filters is not None else None
         now = self.clock()
+        rounding = gens.basis.rounding
+        parsed: list[dict[str, Any]] = []
+        truncated = False
+        for state in states:
+            if keep is not None and not keep(state):
+                continue
+            if wanted is not None and not wanted(state):
+                continue
+            if len(parsed) == limit:
+                truncated = True
+                break
+            parsed.append(state)
         entries = []
         for state in parsed:
             start_at = parse_instant(state["start"], "start")
             assert start_at is not None
             running = state.get("end") is None
             end_at = parse_instant(state.get("end"), "end") or now
-            seconds = max(0, int((end_at - start_at).total_seconds()))
-            project = projects.get(state.get("projectId") or "", {})
+            raw_seconds = max(0, int((end_at - start_at).total_seconds()))
+            seconds = gens.basis.counted(raw_seconds)
+            project_id = names.project(state.get("projectId") or NONE)
+            project = names.record("project", project_id)
+            client_id = names.client_of(state.get("projectId") or NONE)
             amount = 0
             # Each entry's own amount, rounded on its own as an invoice line or Clockify's
             # Detailed report rounds it; group totals round once (`minor_of_exact`).
             if state.get("billable") and state.get("rate") and state.get("currency"):
                 amount = amount_minor(seconds, int(state["rate"]))
+            cost = 0
+            if state.get("costRate") and state.get("currency"):
+                cost = amount_minor(seconds, int(state["costRate"]))
+            user = names.record("user", state["userId"])
+            task_id = names.task(state.get("projectId") or NONE, state.get("taskId") or NONE)
             entries.append(
                 {
                     "id": state["id"],
-                    "day": self.day_of(start_at),
+                    "day": gens.basis.day_of(start_at),
                     "start": state["start"],
                     "end": state.get("end"),
                     "running": running,
                     "durationSeconds": seconds,
+                    **({"rawSeconds": raw_seconds} if rounding else {}),
                     "description": state.get("description", ""),
                     "billable": bool(state.get("billable")),
+                    "type": state.get("type") or "REGULAR",
                     "billableAmount": amount / 100,
-                    "currency": state.get("currency") if amount else None,
-                    "user": {
-                        "id": state["userId"],
-                        "name": users.get(state["userId"], {}).get("name") or state["userId"],
-                    },
+                    "costAmount": cost / 100,
+                    "currency": state.get("currency") if amount or cost else None,
+                    "user": {"id": state["userId"], "name": user.get("name") or state["userId"]},
                     "project": {
-                        "id": state.get("projectId"),
-                        "name": project.get("name") or NO_NAME["PROJECT"],
+                        "id": project_id,
+                        "name": project.get("name") or project_id,
                         "color": project.get("color"),
                     }
-                    if state.get("projectId")
+                    if project_id != NONE
                     else None,
                     "client": {
-                        "id": state.get("clientId"),
-                        "name": clients.get(state.get("clientId") or "", {}).get("name"),
+                        "id": client_id,
+                        "name": names.record("client", client_id).get("name"),
                     }
-                    if state.get("clientId")
+                    if client_id != NONE
+                    else None,
+                    "task": {"id": task_id, "name": names.record("task", task_id).get("name")}
+                    if task_id != NONE
                     else None,
                     "tags": [
-                        {"id": t, "name": tags.get(t, {}).get("name") or t}
-                        for t in state.get("tagIds", [])
+                        {"id": t, "name": names.record("tag", t).get("name") or t}
+                        for t in names.tags(tuple(state.get("tagIds") or ()))
                     ],
                 }
             )
@@ -842,6 +684,7 @@ class ProgressPlan:
     months: list[str]  # YYYY-MM, oldest first
     week: list[str]  # the current week's days
     hashes: list[str]  # month rollups, the week's day hashes, then Clockify's figures
+    gen: str  # the generation of totals they belong to
 
 
 def _months_around(today: date, past: int, future: int) -> list[str]:
@@ -864,13 +707,33 @@ def _sum_dicts(dicts: Iterable[dict[str, int]]) -> dict[str, int]:
 
 
 def _largest_currency(sums: dict[str, int], pid: str) -> str | None:
-    by_currency = Bucket()
+    """The currency a project has earned most in (a budget without a currency of its own)."""
+    exact: dict[str, int] = {}
+    prefix = f"{pid}|m|"
     for name, value in sums.items():
-        ident, kind, currency = parse_field(name)
-        if ident == pid:
-            by_currency.add_field(kind, currency, value)
-    amounts = [(v, c) for c, v in by_currency.amounts_minor().items()]
+        if name.startswith(prefix):
+            exact[name[len(prefix) :]] = value
+    amounts = [(minor_of_exact(v), c) for c, v in exact.items() if minor_of_exact(v)]
     return max(amounts)[1] if amounts else None
+
+
+def _project_fields(cells: dict[Any, Any]) -> dict[str, int]:
+    """A day's cell hash as the project fields progress reads (`<pid>|s`, `|b`, `|m|CUR`)."""
+    out: dict[str, int] = {}
+    for raw_field, raw_value in cells.items():
+        key, kind = split_field(_decode(raw_field))
+        if kind not in ("s", "e"):
+            continue
+        parts = key.split("|")
+        pid, billable, currency = parts[1], parts[3] == "1", parts[5]
+        value = int(raw_value)
+        if kind == "s":
+            out[f"{pid}|s"] = out.get(f"{pid}|s", 0) + value
+            if billable:
+                out[f"{pid}|b"] = out.get(f"{pid}|b", 0) + value
+        else:
+            out[f"{pid}|m|{currency}"] = out.get(f"{pid}|m|{currency}", 0) + value
+    return out
 
 
 def _running_part(entry: dict[str, Any], field: str, elapsed: int) -> int:
@@ -897,43 +760,3 @@ def _month_end(day: date) -> date:
 
 def _decode(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
-def _hours(seconds: int) -> float:
-    return round(seconds / 3600, 2)
-
-
-def _add_running(bucket: Bucket, entry: dict[str, Any], elapsed: int) -> None:
-    bucket.seconds += elapsed
-    bucket.running_s += elapsed
-    if entry.get("billable"):
-        bucket.billable_s += elapsed
-        if entry.get("rate") and entry.get("currency"):
-            currency = entry["currency"]
-            bucket.exact[currency] = bucket.exact.get(currency, 0) + elapsed * int(entry["rate"])
-
-
-def _merge(total: Bucket, bucket: Bucket) -> None:
-    total.seconds += bucket.seconds
-    total.billable_s += bucket.billable_s
-    total.running_s += bucket.running_s
-    for currency, value in bucket.amounts.items():
-        total.amounts[currency] = total.amounts.get(currency, 0) + value
-    for currency, value in bucket.exact.items():
-        total.exact[currency] = total.exact.get(currency, 0) + value
-
-
-def _money_fields(bucket: Bucket) -> dict[str, Any]:
-    amounts = sorted(
-        ((c, v) for c, v in bucket.amounts_minor().items() if v), key=lambda cv: (-cv[1], cv[0])
-    )
-    primary = amounts[0] if amounts else (None, 0)
-    return {
-        "totalSeconds": bucket.seconds,
-        "totalHours": _hours(bucket.seconds),
-        "billableSeconds": bucket.billable_s,
-        "billableAmount": primary[1] / 100,
-        "currency": primary[0],
-        "amounts": [{"currency": c, "amount": v / 100} for c, v in amounts],
-        "runningSeconds": bucket.running_s,
-    }

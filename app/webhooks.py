@@ -11,6 +11,8 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import replace
+from datetime import date
 from typing import Any
 
 import orjson
@@ -27,10 +29,12 @@ from app.models import (
     TimeEntry,
     parse_entry_id,
     parse_named,
+    parse_rate_change,
     parse_time_entry,
 )
+from app.rates import RatesMarker, default_since
 from app.signatures import TokenVerifier
-from app.store import ApplyError, ApplyResult, TotalsStore
+from app.store import STORE_DEADLINE_S, ApplyError, ApplyResult, TotalsStore
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +63,27 @@ NAME_EVENTS = {
     "NEW_TAG": "tag",
     "TAG_UPDATED": "tag",
     "TAG_DELETED": "tag",
+    "NEW_TASK": "task",
+    "TASK_UPDATED": "task",
+    "TASK_DELETED": "task",
 }
+# Deleted in Clockify: the record stays, marked `deleted` (a project's, client's, tag's or
+# task's entries then report "Without ..."; a user's time stays under the user). A later NEW_
+# or _UPDATED event for the id replaces the record whole, which restores it.
+DELETED_EVENTS = frozenset(
+    (
+        "PROJECT_DELETED",
+        "CLIENT_DELETED",
+        "TAG_DELETED",
+        "TASK_DELETED",
+        "USER_DELETED_FROM_WORKSPACE",
+    )
+)
+# Clockify re-applied a billable or cost rate to past entries (payload type RATE_UPDATED): the
+# amounts held for them may be stale, so the workspace is marked for the poller to re-read.
+RATE_EVENTS = frozenset(("BILLABLE_RATE_UPDATED", "COST_RATE_UPDATED"))
 # Clockify's other documented events: answered "ignored", but counted under their own names.
 OTHER_EVENTS = {
-    "NEW_TASK",
-    "TASK_UPDATED",
-    "TASK_DELETED",
     "NEW_INVOICE",
     "INVOICE_UPDATED",
     "NEW_APPROVAL_REQUEST",
@@ -89,12 +108,12 @@ OTHER_EVENTS = {
     "USER_GROUP_DELETED",
     "USERS_INVITED_TO_WORKSPACE",
     "LIMITED_USERS_ADDED_TO_WORKSPACE",
-    "COST_RATE_UPDATED",
-    "BILLABLE_RATE_UPDATED",
 }
 # The metric's event label comes from this fixed set only, so no sender can add series by
 # inventing names: a refused token counts as "unauthenticated", an unknown name as "other".
-KNOWN_EVENTS = frozenset(ENTRY_KINDS) | DELETE_EVENTS | frozenset(NAME_EVENTS) | OTHER_EVENTS
+KNOWN_EVENTS = (
+    frozenset(ENTRY_KINDS) | DELETE_EVENTS | frozenset(NAME_EVENTS) | RATE_EVENTS | OTHER_EVENTS
+)
 UNAUTHENTICATED = "unauthenticated"
 OTHER = "other"
 INVALID = "invalid"
@@ -115,6 +134,8 @@ class WebhookEndpoint:
         self.verifier = TokenVerifier(settings.webhook_tokens)
         self.on_store_error = on_store_error
         self._counters: dict[tuple[str, str], Any] = {}
+        self.rates = RatesMarker(store.redis)
+        self._rates_warned = False
 
     def _count(self, event: str, outcome: str) -> None:
         # labels() hashes its arguments and takes a lock on every call: keep the children.
@@ -243,6 +264,8 @@ class WebhookEndpoint:
                 return await self._entries(event, payload, bound)
             if event in NAME_EVENTS:
                 return await self._names(event, payload, bound)
+            if event in RATE_EVENTS:
+                return await self._rates(event, payload, bound)
         except PayloadError as exc:
             self._count(event, "rejected:payload")
             return error_answer(
@@ -365,17 +388,12 @@ class WebhookEndpoint:
         if kind == "project":
             client_name = payload.get("clientName")
             if named.client_id and isinstance(client_name, str) and client_name:
-                records.append(Named("client", named.client_id, client_name[:200]))
-        if event.endswith("_DELETED") or event == "USER_DEACTIVATED_ON_WORKSPACE":
-            records[0] = Named(
-                named.kind,
-                named.id,
-                named.name,
-                named.color,
-                named.client_id,
-                named.estimate_s,
-                archived=True,
-            )
+                # Partial: it fills a gap only, never restores a client Clockify deleted.
+                records.append(Named("client", named.client_id, client_name[:200], partial=True))
+        if event in DELETED_EVENTS:
+            records[0] = replace(named, deleted=True)
+        elif event == "USER_DEACTIVATED_ON_WORKSPACE":
+            records[0] = replace(named, archived=True)
         if claimed is None and bound is None and kind == "user":
             targets = list(self.settings.workspace_ids) or [self.settings.default_workspace]
         else:
@@ -387,6 +405,57 @@ class WebhookEndpoint:
                 outcome = "names"
         self._count(event, "accepted" if outcome == "names" else "duplicate")
         return json_answer({"outcome": outcome})
+
+    async def _rates(self, event: str, payload: Any, bound: str | None) -> JSONAnswer:
+        """Mark the workspace's amounts stale from the day the rate applies from. The body's
+        shape is not documented: whatever it names is used, and nothing in it fails the
+        delivery. No day named: from the current month's (or week's) first day, see
+        app/rates.default_since; an instant is its day in the reporting zone."""
+        store = self.store
+        change = parse_rate_change(payload, store.zone)
+        if change.workspace_id is None and bound is None:
+            targets = list(self.settings.workspace_ids) or [self.settings.default_workspace]
+        else:
+            targets = [self._workspace(change.workspace_id, bound)]
+        now = store.clock()
+        today = store.today()
+        default = default_since(today, store.current_week()[0])
+        since: date = min(change.since or default, today)
+        marked = since
+        async with asyncio.timeout(STORE_DEADLINE_S):
+            for ws in targets:
+                marked = await self.rates.mark(ws, since, now, default)
+        log.info(
+            "%s for workspace %s (users %s, projects %s, from %s): past amounts are re-read "
+            "from %s",
+            event,
+            ",".join(targets),
+            ",".join(change.user_ids) or "any",
+            ",".join(change.project_ids) or "any",
+            change.since or "an unnamed day",
+            marked,
+        )
+        self._warn_without_poller()
+        self._count(event, "accepted")
+        return json_answer({"outcome": "rates", "since": since.isoformat()})
+
+    def _warn_without_poller(self) -> None:
+        settings = self.settings
+        polls = bool(settings.api_key) and settings.effective_mode in ("poll", "hybrid")
+        if polls or self._rates_warned:
+            return
+        self._rates_warned = True
+        fix = (
+            "set CLOCKWALL_MODE to hybrid (or auto) so the poller re-reads them"
+            if settings.api_key
+            else "set CLOCKIFY_API_KEY so clockwall re-reads them from Clockify's reports"
+        )
+        log.warning(
+            "Clockify re-applied a billable or cost rate to past entries, and nothing here "
+            "re-reads them: the amounts shown for those entries may be stale until each is "
+            "edited in Clockify; %s",
+            fix,
+        )
 
 
 class _BodyRefused(Exception):

@@ -18,6 +18,7 @@ from bench.common import print_table
 BENCHMARKS = {
     "ingest": "webhook throughput and latency vs the one-EVALSHA floor",
     "summary": "report reads of a month (200 users, 50 projects, 20,000 entries)",
+    "rebuild": "an online rebuild of a year (250,000 entries) while the server answers",
     "fanout": "SSE fan-out to many clients vs a naive sse-starlette endpoint",
     "poll": "Clockify API requests per poll cycle and per hour, 10 to 1,000 users",
 }

@@ -21,7 +21,8 @@ import httpx
 from redis.asyncio import Redis
 
 from app.models import parse_time_entry
-from app.store import TotalsStore, minor_of_exact
+from app.projection import minor_of_exact
+from app.store import TotalsStore
 from bench.common import (
     REDIS_URL,
     TIMEZONE,

@@ -126,15 +126,10 @@ export function minorOfExact(exact) {
   return (exact + 1800 - rest) / 3600;
 }
 
-/**
- * A total's amounts in minor units per currency: the legacy `a` part (rounded per entry when it
- * was written) plus the exact `m` part rounded once.
- */
+/** A total's exact amounts ({currency: rate_minor x seconds}) in minor units, each rounded once. */
 export function bucketMinor(bucket) {
-  const out = idMap(bucket?.a);
-  for (const [currency, exact] of Object.entries(bucket?.m || {})) {
-    out[currency] = (out[currency] || 0) + minorOfExact(exact);
-  }
+  const out = idMap();
+  for (const [currency, exact] of Object.entries(bucket?.m || {})) out[currency] = minorOfExact(exact);
   return out;
 }
 
@@ -227,21 +222,17 @@ export function idMap(from) {
 }
 
 /**
- * A snapshot's days ({day: {dim: {id: {s, b, a: {currency: minor}, m: {currency: exact}}}}}) as
- * id maps throughout. `m` is rate_minor x seconds, never rounded here (see bucketMinor).
+ * A snapshot's days ({day: {cell: {s, r, e, c}}}) as id maps throughout. A cell key is
+ * `user|project|task|billable|type|currency|tags` ("-" for none): the finest grain Clockify
+ * cannot change later, so a page groups cells by what names say now. Fields: `s` seconds, `r`
+ * seconds as reports count them when report rounding is on, `e` earned and `c` cost, both exact
+ * (rate_minor x counted seconds: rounded once after summing, see minorOfExact).
  */
 export function adoptDays(raw) {
   const days = idMap();
-  for (const [day, dims] of Object.entries(raw || {})) {
+  for (const [day, cells] of Object.entries(raw || {})) {
     const dayMap = (days[day] = idMap());
-    for (const [dim, buckets] of Object.entries(dims || {})) {
-      const out = (dayMap[dim] = idMap());
-      for (const [id, bucket] of Object.entries(buckets || {})) {
-        out[id] = idMap(bucket);
-        if (bucket?.a) out[id].a = idMap(bucket.a);
-        if (bucket?.m) out[id].m = idMap(bucket.m);
-      }
-    }
+    for (const [cell, fields] of Object.entries(cells || {})) dayMap[cell] = idMap(fields);
   }
   return days;
 }
@@ -255,38 +246,26 @@ export function adoptNames(raw) {
 }
 
 // The day-map reducer ----------------------------------------------------------------------------
-function parseField(dim, field) {
-  if (dim === "X") return { id: field, kind: "s", currency: null };
-  const parts = field.split("|");
-  const kind = parts[parts.length - 2];
-  if (parts.length >= 3 && (kind === "a" || kind === "m")) {
-    return { id: parts.slice(0, -2).join("|"), kind, currency: parts[parts.length - 1] };
-  }
-  return { id: parts.slice(0, -1).join("|"), kind: parts[parts.length - 1], currency: null };
-}
-
 function applyItems(dayMap, items, sign) {
-  for (const [dim, field, delta] of items || []) {
-    const { id, kind, currency } = parseField(dim, field);
-    const buckets = (dayMap[dim] ||= idMap());
-    const bucket = (buckets[id] ||= idMap());
-    if (kind === "a" || kind === "m") {
-      const amounts = (bucket[kind] ||= idMap());
-      amounts[currency] = (amounts[currency] || 0) + sign * delta;
-      if (!amounts[currency]) delete amounts[currency];
-      if (!Object.keys(amounts).length) delete bucket[kind];
-    } else {
-      bucket[kind] = (bucket[kind] || 0) + sign * delta;
-      if (!bucket[kind]) delete bucket[kind];
-    }
-    if (!Object.keys(bucket).length) delete buckets[id];
+  for (const [field, delta] of items || []) {
+    // `<cell>|<kind>`: the kind is after the last bar (a cell key holds bars of its own).
+    const cut = typeof field === "string" ? field.lastIndexOf("|") : -1;
+    if (cut < 0 || !Number.isFinite(delta)) continue;
+    const cell = field.slice(0, cut);
+    const kind = field.slice(cut + 1);
+    const fields = (dayMap[cell] ||= idMap());
+    fields[kind] = (fields[kind] || 0) + sign * delta;
+    // A field back at 0 goes, and a cell with none left: as Redis keeps them.
+    if (!fields[kind]) delete fields[kind];
+    if (!Object.keys(fields).length) delete dayMap[cell];
   }
 }
 
 /**
- * Apply one entry change to `days` ({day: {dim: {id: {s, b, a, m}}}} from adoptDays, only the days
- * of the range): subtract the old contribution from its day, add the new one to its day. Days
- * outside the range are not held, so their part of a change is ignored.
+ * Apply one entry change to `days` ({day: {cell: {s, r, e, c}}} from adoptDays, only the days of
+ * the range): subtract the old contribution (`prev`: {day, f: [["<cell>|<kind>", delta]...]})
+ * from its day, add the new one (`next`) to its day. Days outside the range are not held, so
+ * their part of a change is ignored.
  */
 export function applyChange(days, change) {
   if (change.prev && days[change.prev.day]) applyItems(days[change.prev.day], change.prev.f, -1);
@@ -301,7 +280,11 @@ export function mergeNames(names, change) {
     map[id] = { ...(map[id] || { id }), ...record };
   };
   if (change.type === "names") {
-    for (const { kind, record } of change.names || []) if (record && record.id) put(kind, record.id, record);
+    // A names event carries the whole record the server now holds: it replaces the old one, so
+    // a field the server dropped goes here too (and `deleted: true` is never merged away).
+    for (const { kind, record } of change.names || []) {
+      if (record && record.id) (names[kind] ||= idMap())[record.id] = { ...record };
+    }
     return;
   }
   const e = change.entry || {};
@@ -311,10 +294,10 @@ export function mergeNames(names, change) {
     const record = { name: n.project };
     if (n.color) record.color = n.color;
     if (n.estimateSeconds !== undefined) record.estimateSeconds = n.estimateSeconds;
-    if (e.clientId) record.clientId = e.clientId;
+    if (n.clientId) record.clientId = n.clientId;
     put("project", e.projectId, record);
   }
-  if (n.client) put("client", e.clientId, { name: n.client });
+  if (n.client) put("client", n.clientId, { name: n.client });
 }
 
 // The SSE client ------------------------------------------------------------------------------------

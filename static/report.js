@@ -137,7 +137,7 @@ export function startReport({ apiUrl, render, extraParams = [] }) {
       refetch(); // first load, or after a reconnect that could not resume: anything may have changed
     },
     onChange(data) {
-      if (data.type === "names") refetchSoon();
+      if (data.type === "names" || data.type === "rebuilt") refetchSoon();
       else if (inRange(data.prev?.day) || inRange(data.next?.day)) refetchSoon();
     },
     onState: indicate,

@@ -253,7 +253,8 @@ const stream = new LiveStream(`/events?${new URLSearchParams({ share })}`, {
   },
   onChange(data) {
     const days = data.days || [];
-    if (!state.range || days.some((d) => d >= state.range.start && d <= state.range.end)) refetchSoon();
+    const touched = days.some((d) => d >= state.range?.start && d <= state.range?.end);
+    if (!state.range || data.all || touched) refetchSoon();
   },
   onStatus() {},
   onState: showState,

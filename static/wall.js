@@ -11,6 +11,7 @@ import {
   applyChange,
   bucketMinor,
   dayInZone,
+  daysBetween,
   fmtClock,
   fmtDay,
   fmtDuration,
@@ -29,6 +30,7 @@ import {
 } from "./common.js";
 
 const FEED_KEPT = 30;
+const NONE = "-"; // a cell part that is absent; the group of time without a project or client
 const ALERTS_SHOWN = 2;
 const STALE_AFTER_MS = 60_000; // a stream down this long: the numbers shown are stale
 const $ = (id) => document.getElementById(id);
@@ -70,6 +72,9 @@ const stream = new LiveStream(`/events${query.toString() ? `?${query}` : ""}`, {
     state.snapshot = data;
     state.streamId = id;
     state.days = adoptDays(data.days);
+    // Every day of the range is held, those without totals too: later changes land on them.
+    if (data.range) for (const day of daysBetween(data.range.start, data.range.end)) state.days[day] ||= idMap();
+    dataChanged();
     state.running = new Map((data.running || []).map((e) => [e.id, e]));
     state.names = adoptNames(data.names);
     state.progressDelta = idMap();
@@ -85,7 +90,10 @@ const stream = new LiveStream(`/events${query.toString() ? `?${query}` : ""}`, {
     // A project's estimate or budget changed: its progress is measured anew by the server.
     const remeasure = data.type === "names" && estimatesChange(data);
     mergeNames(state.names, data);
-    if (remeasure) stream.restart({ fresh: true });
+    // Totals are grouped by the names at render time: a moved or deleted project re-groups.
+    dataChanged();
+    // The totals were rebuilt under new settings (zone, report rounding): start afresh.
+    if (remeasure || data.type === "rebuilt") stream.restart({ fresh: true });
     if (data.type === "entry") {
       applyChange(state.days, data);
       applyProgress(data);
@@ -115,44 +123,99 @@ const stream = new LiveStream(`/events${query.toString() ? `?${query}` : ""}`, {
 const tz = () => state.snapshot?.timezone || "UTC";
 const elapsedOf = (entry, now) => Math.max(0, Math.floor((now - Date.parse(entry.start)) / 1000));
 const userName = (id) => state.names.user?.[id]?.name || "Someone";
-const project = (id) => (id ? state.names.project?.[id] : null);
-const clientName = (id) => (id ? state.names.client?.[id]?.name : null);
+const project = (id) => (id && id !== NONE ? state.names.project?.[id] : null);
+const clientName = (id) => (id && id !== NONE ? state.names.client?.[id]?.name : null);
 const longTimerS = () => (state.snapshot?.longTimerHours || 8) * 3600;
 
-function emptyBucket() {
-  return { s: 0, b: 0, a: idMap(), m: idMap() };
+/**
+ * An id as Clockify shows it now: NONE when there is none or it was deleted in Clockify (its
+ * time stays, "Without project"), as /api/summary resolves it.
+ */
+function live(kind, id) {
+  return !id || id === NONE || state.names[kind]?.[id]?.deleted ? NONE : id;
 }
 
-// Exact amounts (m) are summed over every day and running timer and rounded once, when shown
-// (bucketMinor), so the wall shows the figures /api/summary answers.
-function addBucket(target, bucket) {
-  target.s += bucket.s || 0;
-  target.b += bucket.b || 0;
-  for (const part of ["a", "m"]) {
-    for (const [currency, value] of Object.entries(bucket[part] || {})) {
-      target[part][currency] = (target[part][currency] || 0) + value;
+/** The client a project's time counts under now: its current client, unless either is deleted. */
+function clientOf(projectId) {
+  const id = live("project", projectId);
+  return id === NONE ? NONE : live("client", state.names.project?.[id]?.clientId);
+}
+
+/** The group of time by `user` on `projectId` in dimension P (project), C (client), U or A (all). */
+function groupOf(dim, user, projectId) {
+  if (dim === "P") return live("project", projectId);
+  if (dim === "C") return clientOf(projectId);
+  return dim === "U" ? user : "";
+}
+
+// Cell keys parsed once: `user|project|task|billable|type|currency|tags` (common.js adoptDays).
+const CELLS_KEPT = 100_000;
+const parsedCells = new Map();
+function parseCell(key) {
+  let cell = parsedCells.get(key);
+  if (!cell) {
+    const [user, projectId, , billable, , currency] = key.split("|");
+    cell = { user, projectId, billable: billable === "1", currency };
+    if (parsedCells.size >= CELLS_KEPT) parsedCells.clear();
+    parsedCells.set(key, cell);
+  }
+  return cell;
+}
+
+function emptyBucket() {
+  return { s: 0, b: 0, m: idMap() };
+}
+
+// The cells' sums per group, kept until the data or the names change (`dataChanged`): the
+// one-second tick then only adds the running timers.
+const settledSums = new Map(); // "<dim> <days>" -> Map(group -> bucket)
+function dataChanged() {
+  settledSums.clear();
+}
+
+/**
+ * The stopped entries' totals of one dimension over `dayList`, grouped by what the names say
+ * now (a project moved to another client moves its hours; a deleted one's go to NONE). Seconds
+ * as reports count them (`r` with report rounding on), billable seconds, and earned amounts
+ * exact per currency (`m`), rounded once when shown (bucketMinor), as /api/summary answers.
+ */
+function settledTotals(dim, dayList) {
+  const key = `${dim} ${dayList.join()}`;
+  let out = settledSums.get(key);
+  if (out) return out;
+  out = new Map();
+  const count = state.snapshot?.rounding ? "r" : "s";
+  for (const day of dayList) {
+    for (const [cellKey, fields] of Object.entries(state.days[day] || {})) {
+      const cell = parseCell(cellKey);
+      const group = groupOf(dim, cell.user, cell.projectId);
+      let bucket = out.get(group);
+      if (!bucket) out.set(group, (bucket = emptyBucket()));
+      const seconds = fields[count] || 0;
+      bucket.s += seconds;
+      if (cell.billable) bucket.b += seconds;
+      if (fields.e && cell.currency && cell.currency !== NONE) bucket.m[cell.currency] = (bucket.m[cell.currency] || 0) + fields.e;
     }
   }
+  settledSums.set(key, out);
+  return out;
 }
 
-/** Totals of one dimension over `dayList`, with running timers' elapsed time added. */
+/** Totals of one dimension over `dayList`, with running timers' elapsed time added (unrounded). */
 function totals(dim, dayList, now) {
-  const wanted = new Set(dayList);
   const out = new Map();
-  const bucketOf = (id) => {
-    if (!out.has(id)) out.set(id, emptyBucket());
-    return out.get(id);
-  };
-  for (const day of dayList) {
-    for (const [id, bucket] of Object.entries(state.days[day]?.[dim] || {})) addBucket(bucketOf(id), bucket);
-  }
+  for (const [group, bucket] of settledTotals(dim, dayList)) out.set(group, { ...bucket, m: idMap(bucket.m) });
+  const wanted = new Set(dayList);
   for (const entry of state.running.values()) {
     if (!wanted.has(dayInZone(new Date(entry.start), tz()))) continue;
     const elapsed = elapsedOf(entry, now);
-    const id = { A: "", P: entry.projectId || "-", U: entry.userId, C: entry.clientId || "-" }[dim];
-    const running = { s: elapsed, b: entry.billable ? elapsed : 0, m: idMap() };
-    if (entry.billable && entry.rate && entry.currency) running.m[entry.currency] = elapsed * entry.rate;
-    addBucket(bucketOf(id), running);
+    const group = groupOf(dim, entry.userId, entry.projectId);
+    let bucket = out.get(group);
+    if (!bucket) out.set(group, (bucket = emptyBucket()));
+    bucket.s += elapsed;
+    if (!entry.billable) continue;
+    bucket.b += elapsed;
+    if (entry.rate && entry.currency) bucket.m[entry.currency] = (bucket.m[entry.currency] || 0) + elapsed * entry.rate;
   }
   return out;
 }
@@ -196,19 +259,23 @@ function estimatesChange(change) {
   });
 }
 
-/** Add an entry change's project deltas to the progress figures they count in. */
+/**
+ * Add an entry change's project deltas (`p`: [["<pid>|s" | "<pid>|b" | "<pid>|m|<CUR>", delta]...],
+ * raw seconds and exact earned amounts) to the progress figures they count in.
+ */
 function applyProgress(change) {
   const progress = state.snapshot.progress?.projects;
   if (!progress) return;
   const add = (part, sign) => {
-    for (const [dim, field, delta] of part?.f || []) {
-      if (dim !== "P") continue;
-      const cut = field.indexOf("|");
-      // Own keys only: the snapshot's progress is parsed JSON, where "__proto__" finds a prototype.
-      const p = Object.hasOwn(progress, field.slice(0, cut)) ? progress[field.slice(0, cut)] : null;
-      if (!p || !countsIn(p, field.slice(cut + 1), part.day)) continue;
+    for (const [field, delta] of part?.p || []) {
+      const cut = typeof field === "string" ? field.indexOf("|") : -1;
+      if (cut < 0 || !Number.isFinite(delta)) continue;
       const id = field.slice(0, cut);
-      const into = field.slice(cut + 1, cut + 3) === "m|" ? state.progressExact : state.progressDelta;
+      const kind = field.slice(cut + 1);
+      // Own keys only: the snapshot's progress is parsed JSON, where "__proto__" finds a prototype.
+      const p = Object.hasOwn(progress, id) ? progress[id] : null;
+      if (!p || !countsIn(p, kind, part.day)) continue;
+      const into = kind.startsWith("m|") ? state.progressExact : state.progressDelta;
       into[id] = (into[id] || 0) + sign * delta;
     }
   };
@@ -217,15 +284,15 @@ function applyProgress(change) {
 }
 
 function countsIn(p, field, day) {
-  // A budget's field is a|<currency>: legacy a| and exact m| deltas of that currency count.
-  const money = p.field.startsWith("a") && (field.startsWith("a|") || field.startsWith("m|"));
-  const matches = field === p.field || (money && (p.field === "a" || field.slice(2) === p.field.slice(2)));
+  // A budget's field is a|<currency>: the exact m|<currency> deltas of that currency count.
+  const matches = field === p.field || (p.field.startsWith("a|") && field === `m|${p.field.slice(2)}`);
   return matches && !(p.since && day < p.since) && !(p.until && day > p.until);
 }
 
 /** A project's progress now: the snapshot's figure, later changes and its running timers. */
 function progressOf(id, now) {
-  const p = state.snapshot.progress?.projects?.[id];
+  const projects = state.snapshot.progress?.projects;
+  const p = projects && Object.hasOwn(projects, id) ? projects[id] : null;
   if (!p) return null;
   let value = p.tracked + (state.progressDelta[id] || 0);
   // A budget rounds its exact part once, after later changes and running timers join it.
@@ -535,8 +602,9 @@ function createTimer(entry) {
 
 function updateTimer(li, { entry, now }) {
   const p = li.parts;
-  const proj = project(entry.projectId);
-  const client = clientName(entry.clientId || proj?.clientId);
+  // As the totals: a deleted project is no project, and the client is the project's current one.
+  const proj = project(live("project", entry.projectId));
+  const client = clientName(clientOf(entry.projectId));
   setText(p.who, userName(entry.userId));
   setStyle(p.dot, "--dot", safeColor(proj?.color));
   setStyle(li, "--project", safeColor(proj?.color));
@@ -653,7 +721,7 @@ function renderIdle(now, today, week) {
     const label = fmtDay(yesterday, { weekday: "long" });
     if (total) items.push({ label, value: `${fmtHoursMinutes(total)} by ${people} ${people === 1 ? "person" : "people"}` });
   }
-  const projectName = (id) => (id === "-" ? "No project" : project(id)?.name || "A project");
+  const projectName = (id) => (id === NONE ? "No project" : project(id)?.name || "A project");
   const topProject = best(totals("P", week, now), projectName);
   if (topProject) items.push({ label: "Top project this week", value: topProject });
   const topPerson = best(totals("U", week, now), userName);
@@ -717,6 +785,7 @@ function createProject() {
   li.parts = {
     dot: dotNode(null),
     name: h("span", { class: "name" }),
+    client: h("span", { class: "client" }),
     hours: h("span", { class: "hours" }),
     fill: h("div", { class: "fill" }),
     budget: h("div", { class: "budget" }),
@@ -725,16 +794,19 @@ function createProject() {
   };
   const p = li.parts;
   p.budget.append(h("div", { class: "track" }, p.budgetFill), p.budgetText);
-  li.append(h("div", { class: "bar-head" }, p.dot, p.name, p.hours), h("div", { class: "track" }, p.fill), p.budget);
+  li.append(h("div", { class: "bar-head" }, p.dot, p.name, p.client, p.hours), h("div", { class: "track" }, p.fill), p.budget);
   return li;
 }
 
 function updateProject(li, { id, bucket, max, now }) {
   const p = li.parts;
-  const proj = project(id === "-" ? null : id);
+  const proj = project(id);
   const color = safeColor(proj?.color);
+  const client = clientName(clientOf(id));
   setStyle(p.dot, "--dot", color);
   setText(p.name, proj?.name || "No project");
+  setText(p.client, client || "");
+  setHidden(p.client, !client);
   setText(p.hours, fmtHoursMinutes(bucket.s));
   setStyle(p.fill, "width", `${Math.max(1, (bucket.s / max) * 100).toFixed(1)}%`);
   setStyle(p.fill, "--bar", color);

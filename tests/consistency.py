@@ -71,13 +71,14 @@ async def assert_contributions_agree(redis: Redis, ws: str = WS) -> int:
     the contribution it holds agree (no half-applied entry). Returns the entries checked."""
     meta: Any = await redis.hgetall(keys.entry_meta(ws))
     states: Any = await redis.hgetall(keys.entry_states(ws))
-    contribs: Any = await redis.hgetall(keys.entry_contributions(ws))
+    gen = (await redis.hget(keys.projection(ws), "gen") or b"0").decode()
+    contribs: Any = await redis.hgetall(keys.entry_contributions(ws, gen))
     running: Any = await redis.hgetall(keys.running(ws))
     for raw_id, raw_meta in meta.items():
         status = raw_meta.decode().split("|", 1)[0]
         state = orjson.loads(states[raw_id])
-        contrib = orjson.loads(contribs.get(raw_id, b"[]"))
-        seconds = sum(v for dim, f, v in contrib if dim == keys.DIM_ALL and f.endswith("|s"))
+        contrib = orjson.loads(contribs.get(raw_id, b'{"f": []}'))
+        seconds = sum(v for f, v in contrib["f"] if f.endswith("|s"))
         if status == "L":
             start = datetime.fromisoformat(state["start"])
             end = datetime.fromisoformat(state["end"])

@@ -19,8 +19,8 @@ PIPE = 3  # tests/test_pipe.py
 LOG_REDACTION = 4  # tests/test_log_redaction.py
 FAULTS = 5  # tests/test_faults.py: the thousand-client load test
 SHARE_PAGE = 6  # tests/test_share_page.py
-# tests/test_poller.py and test_poll_shapes.py: the poller against the simulated Clockify,
-# one test at a time.
+# tests/test_poller.py, test_poll_shapes.py and test_rates.py: the poller against the simulated
+# Clockify, one test at a time.
 POLLER = 7
 ADMIN = 8  # tests/test_admin.py
 SNAPSHOT_CACHE = 9  # tests/test_snapshot_cache.py

@@ -82,23 +82,30 @@ def test_the_shared_reducers_treat_prototype_ids_as_plain_keys(
         page.evaluate(
             """async () => {
         const m = await import("/static/common.js");
+        // Cell keys `user|project|task|billable|type|currency|tags`; fields `<cell>|<kind>`.
         const days = m.adoptDays(JSON.parse(
-          '{"2026-03-24": {"P": {"__proto__": {"s": 60, "a": {"EUR": 5}}}}}'));
+          '{"2026-03-24": {"__proto__|__proto__|-|1|R|EUR|-": {"s": 60, "e": 5},' +
+          ' "constructor|-|-|0|R|-|-": {"s": 7}}}'));
         m.applyChange(days, {
-          prev: {day: "__proto__", f: [["A", "|s", 999]]},
+          prev: {day: "__proto__", f: [["|s", 999]]},
           next: {day: "2026-03-24", f: [
-            ["P", "__proto__|s", 3600], ["P", "__proto__|a|EUR", 10],
-            ["U", "constructor|s", 7], ["U", "toString|b", 3], ["__proto__", "x|s", 1]]},
+            ["__proto__|__proto__|-|1|R|EUR|-|s", 3600], ["__proto__|__proto__|-|1|R|EUR|-|e", 10],
+            ["toString|s", 3], ["__proto__|s", 1], ["constructor|-|-|0|R|-|-|__proto__", 2],
+            ["no bar", 4], [null, 5], ["hasOwnProperty|s", "6"]]},
         });
-        m.applyChange(days, {prev: {day: "constructor", f: [["U", "y|s", 1]]}, next: null});
+        // Back at zero: the field goes; a cell with no field left goes too.
+        m.applyChange(days, {
+          prev: {day: "2026-03-24", f: [["constructor|-|-|0|R|-|-|s", 7], ["toString|s", 3]]},
+          next: null});
+        m.applyChange(days, {prev: {day: "constructor", f: [["y|s", 1]]}, next: null});
         const names = m.adoptNames(JSON.parse(
           '{"user": {"__proto__": {"id": "__proto__", "name": "Mallory"}}}'));
         m.mergeNames(names, {type: "names", names: [
           {kind: "__proto__", record: {id: "polluted", name: "x"}},
           {kind: "user", record: {id: "constructor", name: "Eve"}}]});
         m.mergeNames(names, {type: "entry",
-          entry: {userId: "hasOwnProperty", projectId: "__proto__", clientId: "constructor"},
-          names: {user: "Hasan", project: "Proto", client: "Builder"}});
+          entry: {userId: "hasOwnProperty", projectId: "__proto__"},
+          names: {user: "Hasan", project: "Proto", client: "Builder", clientId: "constructor"}});
         return JSON.stringify({
           polluted: ({}).polluted === undefined && ({}).A === undefined && ({}).x === undefined,
           days,
@@ -117,9 +124,9 @@ def test_the_shared_reducers_treat_prototype_ids_as_plain_keys(
     assert page.evaluate(PROTOTYPE_KEYS) == before
     assert result["days"] == {
         "2026-03-24": {
-            "P": {"__proto__": {"s": 3660, "a": {"EUR": 15}}},
-            "U": {"constructor": {"s": 7}, "toString": {"b": 3}},
-            "__proto__": {"x": {"s": 1}},
+            "__proto__|__proto__|-|1|R|EUR|-": {"s": 3660, "e": 15},
+            "__proto__": {"s": 1},
+            "constructor|-|-|0|R|-|-": {"__proto__": 2},
         }
     }
     assert result["unknownDay"] is True and result["unknownUser"] is True
@@ -137,13 +144,19 @@ def test_the_wall_adds_up_prototype_ids_from_a_snapshot_and_a_crafted_change(
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     today = now.astimezone(ZoneInfo(midday_zone(now))).date().isoformat()
-    # Totals and names as a version that took any id could have left them.
-    store.hset(keys.day_totals(WS, today, keys.DIM_ALL), "|s", 7200)
+    # Totals and names as a version that took any id could have left them, in the generation
+    # of totals the server reads (an answer gives the workspace its first one).
+    midday.api("/api/summary")
+    gen = store.hget(keys.projection(WS), "gen")
+    assert gen is not None
     store.hset(
-        keys.day_totals(WS, today, keys.DIM_USER),
-        mapping={"__proto__|s": 3600, "constructor|s": 1800, "hasOwnProperty|s": 1800},
+        keys.cells_day(WS, int(gen), today),
+        mapping={
+            "__proto__|__proto__|-|0|R|-|-|s": 3600,
+            "constructor|__proto__|-|0|R|-|-|s": 1800,
+            "hasOwnProperty|__proto__|-|0|R|-|-|s": 1800,
+        },
     )
-    store.hset(keys.day_totals(WS, today, keys.DIM_PROJECT), "__proto__|s", 7200)
     store.hset(
         keys.names(WS, "user"),
         mapping={
@@ -179,10 +192,11 @@ def test_the_wall_adds_up_prototype_ids_from_a_snapshot_and_a_crafted_change(
             "end": (start + timedelta(minutes=30)).isoformat().replace("+00:00", "Z"),
         },
         "running": False,
-        "prev": {"day": "__proto__", "f": [["A", "|s", 999]]},
+        "prev": {"day": "__proto__", "f": [["|s", 999]], "p": [["__proto__|s", 999]]},
         "next": {
             "day": today,
-            "f": [["A", "|s", 1800], ["U", "constructor|s", 1800], ["P", "__proto__|s", 1800]],
+            "f": [["constructor|__proto__|-|0|R|-|-|s", 1800]],
+            "p": [["__proto__|s", 1800], ["constructor|m|EUR", 5]],
         },
         "names": {"user": "Eve"},
     }

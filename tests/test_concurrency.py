@@ -117,7 +117,8 @@ async def test_storm_with_a_delete_ends_deleted(
     }
     for group in ("PROJECT", "CLIENT", "TAG", "DATE"):
         summary = await client.get("/api/summary", params={"groupBy": group, **WEEK})
-        assert summary.json()["groups"] == []
+        # The Date grouping lists every day of the range, each empty here.
+        assert [g for g in summary.json()["groups"] if g["totalSeconds"]] == []
 
 
 @pytest.mark.parametrize("seed", range(3))

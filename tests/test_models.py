@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from app.models import (
+    Named,
     PayloadError,
     Rate,
     parse_duration_s,
     parse_entry_id,
     parse_instant,
     parse_named,
+    parse_rate_change,
     parse_time_entry,
 )
 from tests.conftest import WS
@@ -39,6 +42,7 @@ from tests.payloads import (
     report_row,
     rest_row,
     running_timer,
+    task_object,
     user_updated,
     without_project,
 )
@@ -324,6 +328,11 @@ BAD_FIELDS = [
     ("hourlyRate.amount", "10500", r"hourlyRate\.amount must be a non-negative"),
     ("hourlyRate.amount", -1, r"hourlyRate\.amount must be a non-negative"),
     ("hourlyRate.currency", "EURO", r"hourlyRate\.currency must be an ISO currency"),
+    ("costRate", "40 EUR", "costRate must be an object"),
+    ("costRate", [4000], "costRate must be an object"),
+    ("costRate", {"amount": -1, "currency": "EUR"}, r"costRate\.amount must be a non-negative"),
+    ("costRate", {"amount": 4000, "currency": 978}, r"costRate\.currency must be an ISO"),
+    ("costRate", 40.5, "costRate must be a non-negative whole number"),
     ("type", 3, "type must be a string"),
 ]
 
@@ -372,3 +381,107 @@ def test_out_of_range_values_are_payload_errors(path: str, value: Any) -> None:
         body["currentlyRunning"] = False
     with pytest.raises(PayloadError, match=path.split(".")[0]):
         parse_time_entry(body)
+
+
+# Cost rates --------------------------------------------------------------------------------
+def test_a_cost_rate_reads_from_every_shape_into_the_state() -> None:
+    start, end = "2026-03-24T10:00:00Z", "2026-03-24T11:00:00Z"
+    hook = entry_2024(E1, start, end, hourly_rate=rate(10500))
+    hook["costRate"] = rate(4000)
+    rest = rest_row(E1, start, end, user=ANA, project=WEBSITE, billable=True)
+    rest.update(hourlyRate=rate(10500), costRate=rate(4000), description=hook["description"])
+    row = report_row(E1, start, end, description=hook["description"])
+    del row["hourlyRate"]  # real rows carry flat rates only
+    row.update(rate=10500, amount=10500, costRate=4000, costAmount=4000, currency="EUR")
+    states = [parse_time_entry(body).to_state() for body in (hook, rest, row)]
+    assert states[0] == states[1] == states[2]
+    assert (states[0]["rate"], states[0]["costRate"], states[0]["currency"]) == (10500, 4000, "EUR")
+    assert parse_time_entry(hook).cost_rate == Rate(4000, "EUR")
+
+
+def test_no_cost_rate_is_none_in_every_shape_and_unknown_only_in_a_poll_row() -> None:
+    start, end = "2026-03-24T10:00:00Z", "2026-03-24T11:00:00Z"
+    hook = entry_2024(E1, start, end, hourly_rate=rate(10500))
+    for cost in (None, {"amount": 0, "currency": "EUR"}, {"amount": None}):
+        hook["costRate"] = cost
+        assert parse_time_entry(hook).cost_rate is None
+    del hook["costRate"]  # a webhook body is the whole entry: left out is none
+    entry = parse_time_entry(hook)
+    assert entry.cost_rate is None and not entry.unknown
+    row = report_row(E1, start, end)
+    del row["hourlyRate"]  # real rows carry flat rates only
+    assert parse_time_entry({**row, "costRate": 0}).cost_rate is None
+    bare = parse_time_entry(row)
+    assert bare.cost_rate is None and "costRate" in bare.unknown
+    filled = bare.fill_unknown({"costRate": 4000, "currency": "EUR"})
+    assert filled.cost_rate == Rate(4000, "EUR") and filled.to_state()["costRate"] == 4000
+    # A row that says its cost rate keeps it over the stored one.
+    said = parse_time_entry({**row, "costRate": 2500, "currency": "EUR"})
+    assert said.fill_unknown({"costRate": 4000, "currency": "EUR"}).cost_rate == Rate(2500, "EUR")
+
+
+def test_the_state_keeps_one_currency_the_billable_rates_else_the_costs() -> None:
+    hook = entry_2024(E1, "2026-03-24T10:00:00Z", "2026-03-24T11:00:00Z", hourly_rate=None)
+    hook["costRate"] = rate(3000, "USD")
+    assert parse_time_entry(hook).to_state()["currency"] == "USD"
+    hook["hourlyRate"] = rate(9000, "EUR")
+    assert parse_time_entry(hook).to_state()["currency"] == "EUR"
+    hook["hourlyRate"] = {"amount": 9000}  # no currency said: the cost rate's
+    assert parse_time_entry(hook).to_state()["currency"] == "USD"
+
+
+# Name records ------------------------------------------------------------------------------
+def test_a_deleted_record_says_so_and_a_task_names_its_project() -> None:
+    assert Named("tag", URGENT.id, "urgent", deleted=True).to_dict() == {
+        "id": URGENT.id,
+        "name": "urgent",
+        "deleted": True,
+    }
+    assert "deleted" not in Named("tag", URGENT.id, "urgent").to_dict()
+    task = parse_named("task", task_object(WEBSITE), "body")
+    assert task is not None
+    assert task.to_dict() == {"id": TASK_ID, "name": "Design review", "projectId": WEBSITE.id}
+    odd = parse_named("task", {**task_object(WEBSITE), "projectId": "not|an id"}, "body")
+    assert odd is not None and "projectId" not in odd.to_dict()
+
+
+# Rate events -----------------------------------------------------------------------------------
+BERLIN = ZoneInfo("Europe/Berlin")
+
+
+@pytest.mark.parametrize(
+    ("body", "since"),
+    [
+        ({"since": "2026-03-01"}, date(2026, 3, 1)),
+        ({"rate": {"amount": 5000, "from": "2026-02-28T23:30:00Z"}}, date(2026, 3, 1)),
+        ({"applyFrom": "2026-03-05", "date": "2026-03-02"}, date(2026, 3, 2)),
+        ({"since": {"timestamp": 1, "date": "2026-01-15T10:00:00.000+00:00"}}, date(2026, 1, 15)),
+        ({"startDate": 1767225600000}, date(2026, 1, 1)),  # epoch milliseconds
+        ({"fromDate": 1767225600}, date(2026, 1, 1)),  # epoch seconds
+        ({"since": "yesterday", "from": 12, "date": False}, None),
+        ({"since": 10**400}, None),
+        ({}, None),
+    ],
+)
+def test_a_rate_change_names_the_earliest_day_it_can_read(body: Any, since: date | None) -> None:
+    assert parse_rate_change(body, BERLIN).since == since
+
+
+def test_a_rate_change_reads_ids_where_it_finds_them_and_never_raises() -> None:
+    change = parse_rate_change(
+        {
+            "workspaceId": WS,
+            "userId": ANA.id,
+            "memberships": [{"userId": BEN.id, "projectId": MOBILE.id}, {"userId": "x|y"}],
+            "project": {"id": WEBSITE.id},
+        },
+        BERLIN,
+    )
+    assert change.workspace_id == WS
+    assert change.user_ids == tuple(sorted((ANA.id, BEN.id)))
+    assert change.project_ids == tuple(sorted((MOBILE.id, WEBSITE.id)))
+    deep: Any = {}
+    for _ in range(5000):
+        deep = {"x": [deep]}
+    for body in (None, [], "x", 5, {"workspaceId": "nope"}, deep, {"a": list(range(10**5))}):
+        assert parse_rate_change(body, BERLIN).workspace_id is None

@@ -21,11 +21,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app import keys
-from app.budget import RequestBudget
-from app.clockify import ClockifyClient
 from app.config import Secret, Settings, WebhookToken
-from app.main import create_app
-from app.metrics import Metrics
 from app.models import Rate, parse_time_entry
 from app.poller import Poller, Schedule
 from app.sim import (
@@ -36,12 +32,11 @@ from app.sim import (
     SimulatedWorkspace,
     SimUser,
     WebhookSender,
-    create_simulator_app,
 )
 from app.store import TotalsStore
 from tests import dbs
 from tests.conftest import redis_db, redis_url
-from tests.payloads import AppClient
+from tests.sim_rig import wired
 
 DB = dbs.POLLER
 ZONE = "Europe/Berlin"
@@ -119,35 +114,8 @@ async def open_rig(plan: str = "FREE") -> AsyncIterator[Rig]:
         if request.url.path.endswith("/reports/detailed"):
             bodies.append(orjson.loads(request.content))
 
-    def now() -> datetime:
-        return datetime.fromtimestamp(clock(), UTC)
-
-    async def sleep(seconds: float) -> None:
-        clock.advance(seconds)
-
-    transport = httpx.ASGITransport(app=create_simulator_app(sim))
-    async with (
-        redis_db(redis_url(DB)) as redis,
-        httpx.AsyncClient(transport=transport, event_hooks={"request": [record]}) as api,
-    ):
-        app = create_app(settings, redis=redis, clock=now)
-        async with AppClient(app) as hook_http:
-            budget = RequestBudget(redis, sim.id, 30, clock=clock)
-            client = ClockifyClient(
-                Secret(sim.api_key),
-                budget=budget,
-                api_url=f"{API}/api/v1",
-                reports_url=f"{API}/reports/v1",
-                http=api,
-                sleep=sleep,
-                rng=random.Random(3),
-            )
-            store = app.state.service.store
-            poller = Poller(
-                sim.id, client, store, redis, Metrics(), mode="hybrid", budget=budget, clock=now
-            )
-            sender = WebhookSender(hook_http)
-            yield Rig(clock, sim, user, project, redis, store, poller, sender, bodies)
+    async with wired(sim, settings, clock, redis_url(DB), record) as w:
+        yield Rig(clock, sim, user, project, w.redis, w.store, w.poller, w.sender, bodies)
 
 
 def hours_ago(rig: Rig, start_h: float, end_h: float) -> tuple[datetime, datetime]:
@@ -192,6 +160,26 @@ async def test_a_row_without_rate_currency_or_tags_keeps_what_clockwall_knew() -
         assert before["rate"] == 9500 and before["tagIds"] == [tag.id]
         assert await rig.amounts() == {"EUR": 19000}
         assert rig.poller.state.repairs == 0  # the merged row equals what was stored
+
+
+async def test_a_rows_flat_cost_rate_replaces_the_stored_one_and_a_row_without_it_keeps_it() -> (
+    None
+):
+    async with open_rig() as rig:
+        rig.sim.apply_rate("cost", 2000, project=rig.project, notify=False)  # new entries' too
+        entry = rig.sim.add_manual_entry(rig.user, *hours_ago(rig, 3, 1), rig.project)
+        await rig.deliver()
+        assert (await rig.state(entry.id))["costRate"] == 2000
+        rig.sim.drop[entry.id] = {"costRate", "costAmount"}
+        await rig.poller.reconcile()
+        assert (await rig.state(entry.id))["costRate"] == 2000
+        assert rig.poller.state.repairs == 0
+
+        rig.sim.drop.clear()
+        rig.sim.apply_rate("cost", 2600, project=rig.project, notify=False)
+        await rig.poller.reconcile()
+        state = await rig.state(entry.id)
+        assert (state["costRate"], state["rate"], state["currency"]) == (2600, 9500, "EUR")
 
 
 async def test_a_row_with_a_rate_but_no_currency_takes_the_workspace_currency() -> None:
@@ -323,7 +311,7 @@ def test_a_detailed_row_parses_its_flat_rate_and_names_what_it_lacks() -> None:
     }
     full = parse_time_entry(row)
     assert full.hourly_rate == Rate(4500, "USD")
-    assert full.unknown == {"projectId", "taskId", "tagIds", "description"}
+    assert full.unknown == {"projectId", "taskId", "tagIds", "description", "costRate"}
     bare = parse_time_entry({k: v for k, v in row.items() if k not in ("rate", "currency")})
     assert bare.hourly_rate is None and {"rate", "currency"} <= bare.unknown
     filled = bare.fill_unknown({"rate": 9500, "currency": "EUR", "tagIds": ["x" * 24]})

@@ -227,6 +227,32 @@ async def test_every_rest_answer_fits_its_operation_in_the_openapi(
         check_answer(spec, answer)
 
 
+@pytest.mark.parametrize(
+    ("rounding", "duration_format"),
+    [(("UP", 15), "DECIMAL"), (("NEAREST", 30), "COMPACT"), ("off", "FULL")],
+)
+async def test_the_workspaces_report_settings_are_where_the_openapi_puts_them(
+    spec: Spec,
+    sim: SimulatedWorkspace,
+    http: httpx.AsyncClient,
+    rounding: Any,
+    duration_format: str,
+) -> None:
+    sim.set_workspace_settings(rounding=rounding, duration_format=duration_format)
+    answer = await http.get(f"/api/v1/workspaces/{sim.id}")
+    check_answer(spec, answer)
+    _, schemas = spec.schema_for("GET", f"/workspaces/{sim.id}")
+    declared = schemas["WorkspaceSettingsDtoV1"]["properties"]
+    assert {"timeRoundingInReports", "round", "durationFormat"} <= set(declared)
+    found = answer.json()["workspaceSettings"]
+    assert found["durationFormat"] == duration_format
+    assert found["timeRoundingInReports"] is (rounding != "off")
+    # RoundDto: both strings, as Clockify sends them; the rule stays while rounding is off.
+    assert isinstance(found["round"]["round"], str) and found["round"]["minutes"].isdigit()
+    if rounding != "off":
+        assert found["round"]["minutes"] == str(rounding[1])
+
+
 # Entity changes --------------------------------------------------------------------------------
 @pytest.mark.parametrize("wrapped", [False, True])
 async def test_entity_changes_fit_the_openapi_and_the_facts(
@@ -318,6 +344,47 @@ async def test_detailed_report_rows_are_clockify_rows(
             assert row["amount"] == (seconds * row["rate"] + 1800) // 3600
             billed += 1
     assert billed, "no billable row with a rate to check"
+
+
+async def test_cost_rates_are_served_in_clockifys_shapes(
+    spec: Spec, sim: SimulatedWorkspace, http: httpx.AsyncClient
+) -> None:
+    """Entries carry `costRate` {amount, currency} (REST, webhooks), rows flat `costRate` and
+    `costAmount` (seconds x cost, billable or not), a project its own cost rate."""
+    user_id = next(iter(sim.users))
+    project = next(p for p in sim.projects.values() if p.hourly_rate_minor)
+    sim.apply_rate("cost", 2500, project=project, notify=False)
+    costed = {e.id for e in sim.entries.values() if e.project_id == project.id}
+    sim.apply_rate("cost", 1800, user=user_id, notify=False)
+    assert project.cost_rate_minor == 2500
+    ws = f"/api/v1/workspaces/{sim.id}"
+    window = {"start": stamp(sim.now() - timedelta(days=6)), "end": stamp(sim.now())}
+    answers = [
+        await http.get(f"{ws}/projects"),
+        await http.get(f"{ws}/user/{user_id}/time-entries", params=window),
+    ]
+    for answer in answers:
+        check_answer(spec, answer)
+    [served] = [p for p in answers[0].json() if p["id"] == project.id]
+    assert served["costRate"] == {"amount": 2500, "currency": project.currency}
+    mine = answers[1].json()
+    assert mine and all(e["costRate"]["amount"] == 1800 for e in mine)
+    body = {
+        "dateRangeStart": (sim.now() - timedelta(days=6)).strftime("%Y-%m-%dT%H:%M:%S.000"),
+        "dateRangeEnd": sim.now().strftime("%Y-%m-%dT%H:%M:%S.000"),
+        "timeZone": "UTC",
+        "detailedFilter": {"page": 1, "pageSize": 1000},
+    }
+    answer = await http.post(f"/reports/v1/workspaces/{sim.id}/reports/detailed", json=body)
+    rows = answer.json()["timeentries"]
+    seen = 0
+    for row in rows:
+        cost = 1800 if row["userId"] == user_id else 2500 if row["_id"] in costed else 0
+        assert row["costRate"] == cost
+        seconds = row["timeInterval"]["duration"]
+        assert row["costAmount"] == (seconds * cost + 1800) // 3600
+        seen += bool(cost)
+    assert seen, "no row with a cost rate"
 
 
 async def test_detailed_report_windows_are_wall_clock_times_in_the_time_zone(

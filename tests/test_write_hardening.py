@@ -30,12 +30,14 @@ from app.config import ConfigError, Settings
 from app.main import WEBHOOK_PATH, create_app
 from app.models import PayloadError, parse_time_entry
 from app.pipe import ScriptPipe
-from app.store import ApplyError, TotalsStore, contribution
+from app.projection import Basis, contribution
+from app.store import ApplyError, TotalsStore
 from app.webhooks import KNOWN_EVENTS
 from tests import dbs
 from tests.browser import LiveServer
 from tests.conftest import TOKEN, WS, FixedClock, make_settings, redis_url
 from tests.payloads import (
+    ANA,
     URGENT,
     WEBSITE,
     client_for,
@@ -50,8 +52,10 @@ from tests.test_webhooks import dump
 
 E1 = "65f0a0a0a0a0a0a0a0a0a0e1"
 E2 = "65f0a0a0a0a0a0a0a0a0a0e2"
-MONTH_ALL = keys.month_totals(WS, "2026-03", keys.DIM_ALL)  # the entries' month, team total
-DAY_ALL = keys.day_totals(WS, "2026-03-24", keys.DIM_ALL)
+# The cell of `entry()`: Ana on the website, no task, billable, REGULAR, EUR, no tags.
+CELL = f"{ANA.id}|{WEBSITE.id}|-|1|R|EUR|-"
+MONTH_ALL = keys.cells_month(WS, 0, "2026-03")  # the entries' month
+DAY_ALL = keys.cells_day(WS, 0, "2026-03-24")
 EXACT = 2**53  # the largest magnitude a total may reach
 
 
@@ -162,13 +166,15 @@ async def test_an_entry_that_would_break_a_total_is_a_500_that_changes_nothing(
     key: str,
 ) -> None:
     # The month total is written after the day's: the old script changed the day, then failed.
-    await redis.hset(key, "|s", stored)
+    await redis.hset(key, f"{CELL}|s", stored)
     before = await dump(redis)
     for _ in range(3):  # a resend fails the same way and widens no gap
         response = await post_webhook(client, "NEW_TIME_ENTRY", entry())
         assert response.status_code == 500, response.text
         answer = response.json()
-        assert answer["error"].startswith("clockwall could not apply this entry: the total |s in ")
+        assert answer["error"].startswith(
+            f"clockwall could not apply this entry: the total {CELL}|s in "
+        )
         assert key in answer["error"] and "nothing was recorded" in answer["error"]
         assert "not a Redis outage" in answer["hint"]
         assert TOKEN not in response.text
@@ -184,32 +190,32 @@ async def test_an_entry_that_would_break_a_total_is_a_500_that_changes_nothing(
 async def test_a_total_may_reach_2_to_the_53_exactly(
     client: httpx.AsyncClient, redis: Redis
 ) -> None:
-    day_projects = keys.day_totals(WS, "2026-03-24", keys.DIM_PROJECT)
-    await redis.hset(day_projects, f"{WEBSITE.id}|s", 0)  # a stored zero is an integer too
-    await redis.hset(DAY_ALL, "|s", EXACT - 3600)
+    project_month = keys.project_month(WS, 0, "2026-03")
+    await redis.hset(project_month, f"{WEBSITE.id}|s", 0)  # a stored zero is an integer too
+    await redis.hset(DAY_ALL, f"{CELL}|s", EXACT - 3600)
     assert (await post_webhook(client, "NEW_TIME_ENTRY", entry())).status_code == 200
-    assert int(await redis.hget(DAY_ALL, "|s")) == EXACT
-    assert int(await redis.hget(day_projects, f"{WEBSITE.id}|s")) == 3600
+    assert int(await redis.hget(DAY_ALL, f"{CELL}|s")) == EXACT
+    assert int(await redis.hget(project_month, f"{WEBSITE.id}|s")) == 3600
     # Deleting the entry takes the totals back down, and a total of zero is removed.
     assert (await post_webhook(client, "TIME_ENTRY_DELETED", entry())).status_code == 200
-    assert int(await redis.hget(DAY_ALL, "|s")) == EXACT - 3600
-    assert await redis.hget(MONTH_ALL, "|s") is None
+    assert int(await redis.hget(DAY_ALL, f"{CELL}|s")) == EXACT - 3600
+    assert await redis.hget(MONTH_ALL, f"{CELL}|s") is None
 
 
 async def test_the_embedded_store_refuses_the_same_entry_and_changes_nothing(
     embedded: tuple[httpx.AsyncClient, Redis],
 ) -> None:
     http, store_redis = embedded
-    await store_redis.hset(MONTH_ALL, "|s", 2**63 - 1000)
+    await store_redis.hset(MONTH_ALL, f"{CELL}|s", 2**63 - 1000)
     before = await dump(store_redis)
     response = await post_webhook(http, "NEW_TIME_ENTRY", entry())
     assert response.status_code == 500, response.text
     error = response.json()["error"]
     assert "would overflow" in error and "nothing was recorded" in error
     assert await dump(store_redis) == before
-    await store_redis.hset(MONTH_ALL, "|s", EXACT - 3600)
+    await store_redis.hset(MONTH_ALL, f"{CELL}|s", EXACT - 3600)
     assert (await post_webhook(http, "NEW_TIME_ENTRY", entry())).status_code == 200
-    assert int(await store_redis.hget(MONTH_ALL, "|s")) == EXACT
+    assert int(await store_redis.hget(MONTH_ALL, f"{CELL}|s")) == EXACT
 
 
 @pytest.fixture(params=["pipe", "redis-py"])
@@ -223,14 +229,14 @@ async def store(request: pytest.FixtureRequest, redis: Redis) -> AsyncIterator[T
 async def test_the_store_refuses_an_overflow_on_both_paths_before_any_write(
     store: TotalsStore, redis: Redis
 ) -> None:
-    await redis.hset(MONTH_ALL, "|s", 2**63 - 1000)
+    await redis.hset(MONTH_ALL, f"{CELL}|s", 2**63 - 1000)
     before = await dump(redis)
     with pytest.raises(ApplyError, match=r"would overflow\); nothing was recorded") as caught:
         await store.apply_entry(parse_time_entry(entry()), "create")
     assert caught.value.written is False
     assert await dump(redis) == before
     # The names it carried were not marked as written either: once the total is fixed, they go.
-    await redis.hdel(MONTH_ALL, "|s")
+    await redis.hdel(MONTH_ALL, f"{CELL}|s")
     assert (await store.apply_entry(parse_time_entry(entry()), "create")).outcome == "created"
     assert await redis.hget(keys.names(WS, "project"), WEBSITE.id) is not None
 
@@ -312,7 +318,9 @@ def test_the_largest_rate_over_ten_years_stays_inside_2_to_the_53() -> None:
     body["hourlyRate"] = rate(10**7)
     # The longest span taken, 3660 days.
     body["timeInterval"] = {"start": "2000-01-01T00:00:00Z", "end": "2010-01-08T00:00:00Z"}
-    largest = max(item[2] for item in contribution(parse_time_entry(body), None))
+    entry_ = parse_time_entry(body)
+    found = contribution(entry_.to_state(), Basis(ZoneInfo("UTC")))
+    largest = max(delta for _field, delta in found["f"] + found["p"])
     assert largest == 3660 * 86400 * 10**7  # the exact amount: rate_minor x seconds
     assert largest * 2 < EXACT  # room for two such entries in one month's total
 

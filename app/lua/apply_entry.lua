@@ -1,57 +1,71 @@
--- apply_entry: replace one time entry's contribution to every total it touches, record its
--- state and append one change event, all in one atomic step.
+-- apply_entry: replace one time entry's contribution to every total it touches, in every
+-- generation of totals being kept (the one answers read and, during a rebuild, the one being
+-- built), record its state and append one change event, all in one atomic step.
 --
 -- KEYS[1] meta hash      (id -> "<status>|<fingerprint>|<day>"; status R running, L stopped, D deleted)
 -- KEYS[2] entries hash   (id -> state JSON)
--- KEYS[3] contrib hash   (id -> JSON [[dim, field, delta], ...] added to the day's total hashes)
--- KEYS[4] running hash   (id -> state JSON of running timers)
--- KEYS[5] changes stream
--- ARGV[1] key prefix "cw:{ws}:"  (day hashes "<prefix>d:<day>:<dim>", month rollups
---         "<prefix>m:<YYYY-MM>:<dim>", indexes "<prefix>ix:<day>"
---         and name hashes "<prefix>n:<kind>" are built from it; all share the hash tag, so they
---         are in the same cluster slot as KEYS)
+-- KEYS[3] running hash   (id -> state JSON of running timers)
+-- KEYS[4] changes stream
+-- KEYS[5] projection hash (gen, next: the generations kept; app/rebuild.py)
+-- ARGV[1] key prefix "cw:{ws}:" (generation keys "<prefix>g<N>:c:<day>", ":cm:<month>",
+--         ":pm:<month>", ":ix:<day>", ":contrib" and name hashes "<prefix>n:<kind>" are built
+--         from it; all share the hash tag, so they are in the same cluster slot as KEYS)
 -- ARGV[2] entry id
 -- ARGV[3] kind: create | update | delete | restore | sync
 -- ARGV[4] new status: R | L | D
 -- ARGV[5] fingerprint of the new state
--- ARGV[6] day (YYYY-MM-DD in the reporting time zone) of the new state, "" if unknown
--- ARGV[7] state JSON ("" when a delete carries no usable state)
--- ARGV[8] contribution JSON of the new state ("[]" for running, deleted)
--- ARGV[9] start, epoch seconds (index score)
--- ARGV[10] stream MAXLEN (approximate)
--- ARGV[11] display JSON (names for the change feed)
--- ARGV[12..] name records as triples: kind, id, JSON; a kind ending in "?" ("project?") is a
+-- ARGV[6] state JSON ("" when a delete carries no usable state)
+-- ARGV[7] start, epoch seconds (index score)
+-- ARGV[8] stream MAXLEN (approximate)
+-- ARGV[9] display JSON (names for the change feed)
+-- ARGV[10] the generations the contributions were computed for: "<gen>" or "<gen>,<next>"
+-- ARGV[11] contribution JSON {day, f, p} for <gen> ("" for a delete)
+-- ARGV[12] contribution JSON for <next> ("" when no rebuild runs, or a delete)
+-- ARGV[13..] name records as triples: kind, id, JSON; a kind ending in "?" ("project?") is a
 --         partial record, written only when the hash has none for that id
 -- Returns {outcome, stream id}: outcome is started|stopped|created|updated|deleted|restored when
 -- applied (stream id set), or duplicate|stale|deleted-before when nothing changed (stream id "");
--- or {"rejected", reason} when a total it touches holds something other than an integer or would
--- leave +-2^53: then nothing at all is written.
+-- {"resettle", ""} when the generations are not those of ARGV[10] (the caller reloads them
+-- and computes again); or {"rejected", reason} when a total it touches holds something other
+-- than an integer or would leave +-2^53: then nothing at all is written.
 --
 -- Redis does not roll back a script that fails part-way: the totals, the only writes that can
 -- fail on what is stored, come first and are undone on a refusal.
 
 local prefix, id, kind, status, fp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local day, state, contrib = ARGV[6], ARGV[7], ARGV[8]
+local state = ARGV[6]
 -- Totals stay within 2^53, where Redis's int64, Lua's doubles and JSON readers all agree.
 local LIMIT = 9007199254740992
 
+local proj = redis.call('HMGET', KEYS[5], 'gen', 'next')
+if not proj[1] then return {'resettle', ''} end
+local gens = {proj[1]}
+if proj[2] then gens[2] = proj[2] end
+if table.concat(gens, ',') ~= ARGV[10] then return {'resettle', ''} end
+
 -- Names ride along with every delivery, applied or not (a resent entry may carry a new name).
 local function write_names()
-  for i = 12, #ARGV, 3 do
+  for i = 13, #ARGV, 3 do
     local kind = ARGV[i]
     if string.sub(kind, -1) == '?' then
       -- A partial record (a Reports row's project: no estimate, no budget) only fills a gap.
       redis.call('HSETNX', prefix .. 'n:' .. string.sub(kind, 1, -2), ARGV[i + 1], ARGV[i + 2])
     else
-      redis.call('HSET', prefix .. 'n:' .. kind, ARGV[i + 1], ARGV[i + 2])
+      -- A name Clockify deleted stays deleted: an entry delivered late may still carry it,
+      -- but only a NEW_/..._UPDATED name event (apply_names) brings it back.
+      local key = prefix .. 'n:' .. kind
+      local held = redis.call('HGET', key, ARGV[i + 1])
+      if not (held and string.find(held, '"deleted":true', 1, true)) then
+        redis.call('HSET', key, ARGV[i + 1], ARGV[i + 2])
+      end
     end
   end
 end
 
-local old_status, old_fp, old_day
+local old_status, old_fp
 local meta = redis.call('HGET', KEYS[1], id)
 if meta then
-  old_status, old_fp, old_day = string.match(meta, '^(%a)|([^|]*)|(.*)$')
+  old_status, old_fp = string.match(meta, '^(%a)|([^|]*)|')
 end
 
 local skip
@@ -73,32 +87,44 @@ if skip then
   return {skip, ''}
 end
 
-local old_contrib = redis.call('HGET', KEYS[3], id) or '[]'
 if kind == 'delete' then
   local old_state = redis.call('HGET', KEYS[2], id)
   if old_state then state = old_state end
-  if day == '' and old_day then day = old_day end
 end
 if state == '' then state = cjson.encode({id = id}) end
 
--- Net the old and new contributions first, so unchanged fields cost nothing. Every day delta
--- also goes to the month's rollup ("<prefix>m:<YYYY-MM>:<dim>"), so a month reads one hash.
+-- Per generation: the stored contribution (old) and the new one; their difference is netted
+-- per total first, so unchanged fields cost nothing. A cell field goes to its day's hash and
+-- its month's; a project field to its month's.
 local deltas, order = {}, {}
 local function add(key, field, delta)
   if not deltas[key] then deltas[key] = {}; order[#order + 1] = key end
   deltas[key][field] = (deltas[key][field] or 0) + delta
 end
-local function collect(on_day, list, sign)
-  local month = string.sub(on_day, 1, 7)
-  for _, item in ipairs(list) do
-    add(prefix .. 'd:' .. on_day .. ':' .. item[1], item[2], sign * item[3])
-    add(prefix .. 'm:' .. month .. ':' .. item[1], item[2], sign * item[3])
+local function collect(gp, c, sign)
+  if c.day == '' then return end
+  local month = string.sub(c.day, 1, 7)
+  for _, item in ipairs(c.f) do
+    add(gp .. 'c:' .. c.day, item[1], sign * item[2])
+    add(gp .. 'cm:' .. month, item[1], sign * item[2])
+  end
+  for _, item in ipairs(c.p) do
+    add(gp .. 'pm:' .. month, item[1], sign * item[2])
   end
 end
-if old_day and old_day ~= '' and old_status ~= 'D' then
-  collect(old_day, cjson.decode(old_contrib), -1)
+local olds, news, old_raws = {}, {}, {}
+for i, g in ipairs(gens) do
+  local gp = prefix .. 'g' .. g .. ':'
+  old_raws[i] = redis.call('HGET', gp .. 'contrib', id)
+  if old_raws[i] then
+    olds[i] = cjson.decode(old_raws[i])
+    collect(gp, olds[i], -1)
+  end
+  if status ~= 'D' then
+    news[i] = cjson.decode(ARGV[10 + i])
+    collect(gp, news[i], 1)
+  end
 end
-if status ~= 'D' then collect(day, cjson.decode(contrib), 1) end
 
 -- Apply every changed total, each checked as it is made: HINCRBY refuses a value that is not an
 -- integer or an int64 overflow, and a total beyond 2^53 is refused here. On a refusal the totals
@@ -146,25 +172,31 @@ for _, key in ipairs(order) do
 end
 write_names()
 
-if old_day and old_day ~= '' and (old_day ~= day or status == 'D') then
-  redis.call('ZREM', prefix .. 'ix:' .. old_day, id)
-end
-if status ~= 'D' and day ~= '' then
-  redis.call('ZADD', prefix .. 'ix:' .. day, ARGV[9], id)
+for i, g in ipairs(gens) do
+  local gp = prefix .. 'g' .. g .. ':'
+  local old, new = olds[i], news[i]
+  if old and old.day ~= '' and (not new or new.day ~= old.day) then
+    redis.call('ZREM', gp .. 'ix:' .. old.day, id)
+  end
+  if new then
+    -- The index orders nothing (readers sort by start), so an entry staying on its day is
+    -- not indexed again.
+    if new.day ~= '' and not (old and old.day == new.day) then
+      redis.call('ZADD', gp .. 'ix:' .. new.day, ARGV[7], id)
+    end
+    redis.call('HSET', gp .. 'contrib', id, ARGV[10 + i])
+  elseif old then
+    redis.call('HDEL', gp .. 'contrib', id)
+  end
 end
 
+local day = (news[1] and news[1].day) or (olds[1] and olds[1].day) or ''
 redis.call('HSET', KEYS[1], id, status .. '|' .. fp .. '|' .. day)
 redis.call('HSET', KEYS[2], id, state)
-if status == 'D' then
-  redis.call('HDEL', KEYS[3], id)
-  contrib = '[]'
-else
-  redis.call('HSET', KEYS[3], id, contrib)
-end
 if status == 'R' then
-  redis.call('HSET', KEYS[4], id, state)
-else
-  redis.call('HDEL', KEYS[4], id)
+  redis.call('HSET', KEYS[3], id, state)
+elseif old_status == 'R' or kind == 'delete' or kind == 'sync' then
+  redis.call('HDEL', KEYS[3], id)
 end
 
 local action
@@ -180,14 +212,14 @@ else
   action = 'updated'
 end
 
+-- The change as the generation answers read sees it: the wall takes `prev` off its totals and
+-- adds `next` (each {day, f: cell fields, p: project fields}).
 local prev = 'null'
-if old_day and old_day ~= '' and old_status ~= 'D' then
-  prev = '{"day":"' .. old_day .. '","f":' .. old_contrib .. '}'
-end
+if old_raws[1] and old_status ~= 'D' then prev = old_raws[1] end
 local next_ = 'null'
-if status ~= 'D' then next_ = '{"day":"' .. day .. '","f":' .. contrib .. '}' end
+if status ~= 'D' then next_ = ARGV[11] end
 local event = '{"type":"entry","action":"' .. action .. '","entry":' .. state ..
   ',"running":' .. tostring(status == 'R') .. ',"prev":' .. prev .. ',"next":' .. next_ ..
-  ',"names":' .. ARGV[11] .. '}'
-local stream_id = redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*', 'd', event)
+  ',"names":' .. ARGV[9] .. '}'
+local stream_id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'd', event)
 return {action, stream_id}

@@ -258,7 +258,15 @@ def create_simulator_app(sim: SimulatedWorkspace) -> Starlette:
             ),
             key=lambda e: e.updated_at_s,
         )
-        return entity_page(request, [sim.entity_json(e) for e in entries])
+        docs = [sim.entity_json(e) for e in entries]
+        if "TIME_ENTRY_RATE" in request.query_params.getlist("type"):
+            # Entries a rate was re-applied to (SimulatedWorkspace.apply_rate) in the window.
+            docs += [
+                sim.entity_json(e, "TIME_ENTRY_RATE")
+                for e in sorted(sim.entries.values(), key=lambda e: e.rate_updated_at_s)
+                if low_s <= e.rate_updated_at_s <= high_s
+            ]
+        return entity_page(request, docs)
 
     async def entities_deleted(request: Request) -> Response:
         # Clockify leaves out an entity both created and deleted in the window, and lists a

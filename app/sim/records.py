@@ -111,6 +111,14 @@ class SimProject:
     currency: str = "USD"
     estimate_s: int | None = None
     archived: bool = False
+    cost_rate_minor: int | None = None  # what an hour costs, billable or not (Pro, Enterprise)
+
+
+@dataclass
+class SimTask:
+    id: str
+    name: str
+    project_id: str
 
 
 @dataclass
@@ -132,6 +140,12 @@ class SimEntry:
     tag_ids: tuple[str, ...] = ()
     created_at_s: float = 0.0
     updated_at_s: float = 0.0
+    # Each entry keeps the rates it was given (its project's when made or moved), as Clockify
+    # does: a new project rate changes past entries only when re-applied (`apply_rate`).
+    hourly_rate_minor: int | None = None
+    cost_rate_minor: int | None = None
+    currency: str = "USD"
+    rate_updated_at_s: float = 0.0  # when a rate was last re-applied (TIME_ENTRY_RATE changes)
 
     @property
     def running(self) -> bool:

@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 import orjson
@@ -39,12 +39,14 @@ from app.sim.records import (
     WEBHOOK_EVENTS,
     Clock,
     Delivery,
+    JSONObject,
     RequestRecord,
     SimClient,
     SimDeletion,
     SimEntry,
     SimProject,
     SimTag,
+    SimTask,
     SimulatorError,
     SimUser,
     SimWebhook,
@@ -90,11 +92,17 @@ class SimulatedWorkspace(WorkspaceViews):
         self.plan = plan
         self.api_key = api_key
         self.currency = "USD"
+        # Report settings as Clockify's workspace settings hold them: a rounding rule is kept
+        # while rounding is off, as Clockify keeps it (see set_workspace_settings).
+        self.time_rounding_in_reports = False
+        self.round_rule: dict[str, Any] = {"round": "Round to nearest", "minutes": "15"}
+        self.duration_format = "FULL"
         self.users: dict[str, SimUser] = {}
         self.owner_id: str | None = None  # the API key's user; the first user added
         self.clients: dict[str, SimClient] = {}
         self.projects: dict[str, SimProject] = {}
         self.tags: dict[str, SimTag] = {}
+        self.tasks: dict[str, SimTask] = {}
         self.entries: dict[str, SimEntry] = {}
         self.deletions: dict[str, SimDeletion] = {}
         self.webhooks: dict[str, SimWebhook] = {}
@@ -146,6 +154,27 @@ class SimulatedWorkspace(WorkspaceViews):
             self.owner_id = user.id
         return user
 
+    def set_workspace_settings(
+        self,
+        *,
+        rounding: tuple[str, int] | Literal["off"] | None = None,
+        duration_format: str | None = None,
+    ) -> None:
+        """Change the report settings as an admin would in Clockify; None keeps a setting.
+        `rounding`: ("UP" | "DOWN" | "NEAREST", minutes) turns report rounding on, "off" turns
+        it off (the rule stays); `duration_format`: FULL, COMPACT or DECIMAL."""
+        if rounding == "off":
+            self.time_rounding_in_reports = False
+        elif rounding is not None:
+            mode, minutes = rounding
+            words = {"UP": "Round up", "DOWN": "Round down", "NEAREST": "Round to nearest"}
+            self.time_rounding_in_reports = True
+            self.round_rule = {"round": words.get(mode, mode), "minutes": str(minutes)}
+        if duration_format is not None:
+            if duration_format not in ("FULL", "COMPACT", "DECIMAL"):
+                raise SimulatorError(f"durationFormat {duration_format!r} is not one of Clockify's")
+            self.duration_format = duration_format
+
     def add_client(self, name: str, currency: str | None = None) -> SimClient:
         client = SimClient(self.new_id(), name, currency)
         self.clients[client.id] = client
@@ -161,6 +190,7 @@ class SimulatedWorkspace(WorkspaceViews):
         hourly_rate_minor: int | None = None,
         currency: str | None = None,
         estimate_s: int | None = None,
+        cost_rate_minor: int | None = None,
     ) -> SimProject:
         currency = currency or (client.currency if client else None) or self.currency
         project = SimProject(
@@ -172,6 +202,7 @@ class SimulatedWorkspace(WorkspaceViews):
             hourly_rate_minor,
             currency,
             estimate_s,
+            cost_rate_minor=cost_rate_minor,
         )
         self.projects[project.id] = project
         return project
@@ -320,6 +351,7 @@ class SimulatedWorkspace(WorkspaceViews):
             entry.description = str(changes["description"])
         if "project" in changes:
             entry.project_id = self._project_id(changes["project"])
+            self._take_rates(entry)  # moved: the new project's rates, as Clockify sets them
         if "billable" in changes:
             entry.billable = bool(changes["billable"])
         if "tags" in changes:
@@ -351,6 +383,130 @@ class SimulatedWorkspace(WorkspaceViews):
 
     def running_entries(self) -> list[SimEntry]:
         return [entry for entry in self.entries.values() if entry.end is None]
+
+    # Names and rates -----------------------------------------------------------------------
+    def add_task(self, project: SimProject | str, name: str) -> SimTask:
+        project_id = self._project_id(project)
+        assert project_id is not None
+        task = SimTask(self.new_id(), name, project_id)
+        self.tasks[task.id] = task
+        self._emit_body("NEW_TASK", self.task_json(task), task.id)
+        return task
+
+    def rename_task(self, task_id: str, name: str) -> SimTask:
+        task = self._task(task_id)
+        task.name = name
+        self._emit_body("TASK_UPDATED", self.task_json(task), task.id)
+        return task
+
+    def delete_task(self, task_id: str) -> SimTask:
+        task = self._task(task_id)
+        del self.tasks[task_id]
+        self._emit_body("TASK_DELETED", self.task_json(task), task.id)
+        return task
+
+    def delete_project(self, project: SimProject | str) -> SimProject:
+        """Delete a project as Clockify does: its entries lose it (their time stays, reported
+        "Without project") but keep the rates they had; its tasks go with it."""
+        project_id = self._project_id(project)
+        assert project_id is not None
+        body = self.project_json(self.projects[project_id])
+        removed = self.projects.pop(project_id)
+        for entry in [*self.entries.values(), *(d.entry for d in self.deletions.values())]:
+            if entry.project_id == project_id:
+                entry.project_id = None
+        self.tasks = {k: t for k, t in self.tasks.items() if t.project_id != project_id}
+        self._emit_body("PROJECT_DELETED", body, project_id)
+        return removed
+
+    def delete_client(self, client: SimClient | str) -> SimClient:
+        client_id = client.id if isinstance(client, SimClient) else client
+        if client_id not in self.clients:
+            raise SimulatorError(f"unknown client {client_id}")
+        removed = self.clients.pop(client_id)
+        for project in self.projects.values():
+            if project.client_id == client_id:
+                project.client_id = None
+        self._emit_body("CLIENT_DELETED", self.client_json(removed), client_id)
+        return removed
+
+    def delete_tag(self, tag: SimTag | str) -> SimTag:
+        (tag_id,) = self._tag_ids([tag])
+        removed = self.tags.pop(tag_id)
+        for entry in self.entries.values():
+            if tag_id in entry.tag_ids:
+                entry.tag_ids = tuple(t for t in entry.tag_ids if t != tag_id)
+        self._emit_body("TAG_DELETED", self.tag_json(removed), tag_id)
+        return removed
+
+    def apply_rate(
+        self,
+        kind: str,
+        amount_minor: int,
+        *,
+        user: SimUser | str | None = None,
+        project: SimProject | str | None = None,
+        since: datetime | None = None,
+        notify: bool = True,
+    ) -> list[SimEntry]:
+        """Re-apply a billable (`kind` "billable") or cost ("cost") rate to the past entries of
+        a user and/or project (all of the workspace's when neither is named) that start at or
+        after `since` (all when None), as an admin does in Clockify; the project's own rate
+        becomes it too. Sends BILLABLE_RATE_UPDATED / COST_RATE_UPDATED (`notify`). The
+        changed entries show up in `/entities/updated?type=TIME_ENTRY_RATE`, not as updated
+        entries."""
+        if kind not in ("billable", "cost"):
+            raise SimulatorError("kind must be 'billable' or 'cost'")
+        user_id = self._user(user).id if user is not None else None
+        project_id = self._project_id(project)
+        start = stored_instant(since) if since is not None else None
+        now_s = self.clock()
+        changed = []
+        for entry in self.entries.values():
+            if (user_id is not None and entry.user_id != user_id) or (
+                project_id is not None and entry.project_id != project_id
+            ):
+                continue
+            if start is not None and entry.start < start:
+                continue
+            if kind == "billable":
+                entry.hourly_rate_minor = amount_minor
+            else:
+                entry.cost_rate_minor = amount_minor
+            entry.rate_updated_at_s = now_s
+            changed.append(entry)
+        currency = self.currency
+        if project_id is not None:
+            target = self.projects[project_id]
+            currency = target.currency
+            if kind == "billable":
+                target.hourly_rate_minor = amount_minor
+            else:
+                target.cost_rate_minor = amount_minor
+        if notify:
+            event = "COST_RATE_UPDATED" if kind == "cost" else "BILLABLE_RATE_UPDATED"
+            body = self.rate_event_body(kind, amount_minor, currency, user_id, project_id, start)
+            self._emit_body(event, body, project_id or user_id or self.id)
+        return changed
+
+    def _emit_body(self, event: str, body: JSONObject, entity_id: str) -> None:
+        """Queue `body` for every webhook of `event` that covers `entity_id` (the workspace,
+        or the named user, project, tag or task)."""
+        raw = orjson.dumps(body)
+        for hook in self.webhooks.values():
+            if hook.event != event or not (
+                hook.enabled and hook.delivery_enabled and hook.plan_enabled
+            ):
+                continue
+            sources = hook.trigger_source
+            if hook.trigger_source_type != "WORKSPACE_ID" and sources and entity_id not in sources:
+                continue
+            headers = {
+                "clockify-signature": hook.auth_token,
+                "clockify-webhook-event-type": event,
+                "content-type": "application/json",
+            }
+            self.outbox.append(Delivery(hook.id, hook.url, event, entity_id, headers, raw))
 
     # Webhook deliveries -------------------------------------------------------------------
     def drain_outbox(self) -> list[Delivery]:
@@ -479,6 +635,11 @@ class SimulatedWorkspace(WorkspaceViews):
             raise SimulatorError(f"unknown or deleted time entry {entry_id}")
         return self.entries[entry_id]
 
+    def _task(self, task_id: str) -> SimTask:
+        if task_id not in self.tasks:
+            raise SimulatorError(f"unknown task {task_id}")
+        return self.tasks[task_id]
+
     def _webhook(self, webhook_id: str) -> SimWebhook:
         if webhook_id not in self.webhooks:
             raise SimulatorError(f"unknown webhook {webhook_id}")
@@ -527,8 +688,15 @@ class SimulatedWorkspace(WorkspaceViews):
             now_s,
             now_s,
         )
+        self._take_rates(entry)
         self.entries[entry.id] = entry
         return entry
+
+    def _take_rates(self, entry: SimEntry) -> None:
+        project = self.projects.get(entry.project_id or "")
+        entry.hourly_rate_minor = project.hourly_rate_minor if project else None
+        entry.cost_rate_minor = project.cost_rate_minor if project else None
+        entry.currency = project.currency if project else self.currency
 
     # Demo team -------------------------------------------------------------------------------
     def seed_demo_team(

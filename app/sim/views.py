@@ -5,6 +5,7 @@ gives them (tests/test_sim_openapi.py checks them against it)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from app.models import format_instant
@@ -15,6 +16,7 @@ from app.sim.records import (
     SimEntry,
     SimProject,
     SimTag,
+    SimTask,
     SimUser,
     SimWebhook,
     SimWebhookLog,
@@ -48,7 +50,11 @@ class WorkspaceViews:
     clients: dict[str, SimClient]
     projects: dict[str, SimProject]
     tags: dict[str, SimTag]
+    tasks: dict[str, SimTask]
     entries: dict[str, SimEntry]
+    time_rounding_in_reports: bool
+    round_rule: dict[str, Any]
+    duration_format: str
 
     def user_json(self, user: SimUser) -> JSONObject:
         return {
@@ -77,7 +83,14 @@ class WorkspaceViews:
                 {"userId": uid, "membershipType": "WORKSPACE", "membershipStatus": "ACTIVE"}
                 for uid in self.users
             ],
-            "workspaceSettings": {"lockTimeZone": None},
+            "workspaceSettings": {
+                "lockTimeZone": None,
+                "timeRoundingInReports": self.time_rounding_in_reports,
+                "round": dict(self.round_rule),
+                "durationFormat": self.duration_format,
+                # Deprecated, still sent: false only for COMPACT (h:mm).
+                "trackTimeDownToSecond": self.duration_format != "COMPACT",
+            },
             "featureSubscriptionType": self.plan,
         }
 
@@ -105,7 +118,11 @@ class WorkspaceViews:
                 if project.hourly_rate_minor is not None
                 else None
             ),
-            "costRate": None,
+            "costRate": (
+                {"amount": project.cost_rate_minor, "currency": project.currency}
+                if project.cost_rate_minor is not None
+                else None
+            ),
             "estimate": {"estimate": estimate, "type": "AUTO"},
             "timeEstimate": {
                 "estimate": estimate,
@@ -128,6 +145,49 @@ class WorkspaceViews:
 
     def tag_json(self, tag: SimTag) -> JSONObject:
         return {"id": tag.id, "name": tag.name, "workspaceId": self.id, "archived": tag.archived}
+
+    def task_json(self, task: SimTask) -> JSONObject:
+        """A task as NEW_TASK / TASK_UPDATED / TASK_DELETED bodies and REST carry it."""
+        return {
+            "id": task.id,
+            "name": task.name,
+            "projectId": task.project_id,
+            "workspaceId": self.id,
+            "assigneeId": None,
+            "assigneeIds": [],
+            "userGroupIds": [],
+            "estimate": "PT0S",
+            "status": "ACTIVE",
+            "billable": True,
+            "budgetEstimate": 0,
+            "hourlyRate": None,
+            "costRate": None,
+            "duration": "PT0S",
+        }
+
+    def rate_event_body(
+        self,
+        kind: str,
+        amount_minor: int,
+        currency: str,
+        user_id: str | None,
+        project_id: str | None,
+        since: datetime | None,
+    ) -> JSONObject:
+        """A BILLABLE_RATE_UPDATED / COST_RATE_UPDATED body (payload type RATE_UPDATED). Clockify
+        does not document its shape: this one is a guess that names what clockwall looks for
+        (the workspace, the user or project, the day the rate applies from), so a test can
+        also send others."""
+        out: JSONObject = {
+            "workspaceId": self.id,
+            "rateType": "COST" if kind == "cost" else "BILLABLE",
+            "rate": {"amount": amount_minor, "currency": currency},
+            "userId": user_id,
+            "projectId": project_id,
+        }
+        if since is not None:
+            out["since"] = format_instant(since)
+        return out
 
     def webhook_json(self, hook: SimWebhook) -> JSONObject:
         return {
@@ -161,23 +221,27 @@ class WorkspaceViews:
             "type": "REGULAR",
             "timeInterval": self._interval(entry),
             "hourlyRate": self._rate(entry),
-            "costRate": None,
+            "costRate": self._cost(entry),
             "customFieldValues": [],
         }
         if hydrated:
             out.update(self._hydration(entry))
         return out
 
-    def entity_json(self, entry: SimEntry) -> JSONObject:
+    def entity_json(self, entry: SimEntry, document_type: str = "TIME_ENTRY") -> JSONObject:
         """An item of `/entities/created` or `/entities/updated`: the REST row plus its audit
-        times."""
+        times. A `TIME_ENTRY_RATE` item (a rate re-applied to the entry) is drawn the same way,
+        the entry as it now is: Clockify does not document that document's shape."""
+        updated_s = entry.updated_at_s
+        if document_type == "TIME_ENTRY_RATE":
+            updated_s = entry.rate_updated_at_s
         return {
             **self.entry_json(entry),
             "auditMetadata": {
                 "createdAt": _stamp(entry.created_at_s),
-                "updatedAt": _stamp(entry.updated_at_s),
+                "updatedAt": _stamp(updated_s),
             },
-            "documentType": "TIME_ENTRY",
+            "documentType": document_type,
         }
 
     def deletion_json(self, deletion: SimDeletion) -> JSONObject:
@@ -203,7 +267,7 @@ class WorkspaceViews:
             "workspaceId": self.id,
             "isLocked": False,
             "hourlyRate": self._rate(entry),
-            "costRate": None,
+            "costRate": self._cost(entry),
             "customFieldValues": [],
             "type": "REGULAR",
             "kioskId": None,
@@ -237,9 +301,10 @@ class WorkspaceViews:
         zone = ZoneInfo(user.time_zone)
         end = entry.end or entry.start
         seconds = _seconds(entry)
-        rate = self._rate(entry)
-        rate_minor = rate["amount"] if rate else 0
+        rate_minor = entry.hourly_rate_minor or 0
         amount_minor = (seconds * rate_minor + 1800) // 3600 if entry.billable else 0
+        cost_minor = entry.cost_rate_minor or 0  # cost counts billable or not
+        cost_amount_minor = (seconds * cost_minor + 1800) // 3600
         return {
             "_id": entry.id,
             "description": entry.description,
@@ -260,9 +325,9 @@ class WorkspaceViews:
             "approvalRequestId": None,
             "rate": rate_minor,
             "amount": amount_minor,
-            "costRate": 0,
-            "costAmount": 0,
-            "currency": rate["currency"] if rate else self.currency,
+            "costRate": cost_minor,
+            "costAmount": cost_amount_minor,
+            "currency": entry.currency,
             "timeInterval": {
                 "start": format_instant(entry.start),
                 "end": format_instant(end),
@@ -284,10 +349,14 @@ class WorkspaceViews:
         }
 
     def _rate(self, entry: SimEntry) -> JSONObject | None:
-        project = self.projects.get(entry.project_id or "")
-        if project is None or project.hourly_rate_minor is None:
+        if entry.hourly_rate_minor is None:
             return None
-        return {"amount": project.hourly_rate_minor, "currency": project.currency}
+        return {"amount": entry.hourly_rate_minor, "currency": entry.currency}
+
+    def _cost(self, entry: SimEntry) -> JSONObject | None:
+        if entry.cost_rate_minor is None:
+            return None
+        return {"amount": entry.cost_rate_minor, "currency": entry.currency}
 
     def _hydration(self, entry: SimEntry) -> JSONObject:
         project = self.projects.get(entry.project_id or "")

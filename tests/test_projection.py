@@ -1,0 +1,357 @@
+"""The totals as a projection of the entries (app/projection.py, app/reports.py, app/rebuild.py),
+checked against a brute-force model of Clockify's Summary report written here from the rules in
+facts section 0, independent of the code under test:
+
+- an entry counts on the local day it starts, in the reporting zone;
+- with report rounding on, each entry's duration is rounded first, then summed, and money uses
+  the rounded time;
+- a group's earned amount is the sum of rate x seconds, rounded once to the cent; cost likewise
+  (billable or not); profit = earned - cost;
+- a project's client is its current one; a deleted project, client or tag reads "Without ...";
+- an entry with two tags counts in both tag groups, once in the total.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections import defaultdict
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import orjson
+import pytest
+from redis.asyncio import Redis
+
+from app import keys
+from app.models import Named, parse_time_entry
+from app.projection import Basis
+from app.rebuild import request_rebuild, run_rebuild
+from app.reports import Filters, parse_filters
+from app.store import TotalsStore
+from tests.conftest import WS, FixedClock
+from tests.payloads import (
+    ACME,
+    ANA,
+    BEN,
+    CHLOE,
+    GLOBEX,
+    INTERNAL,
+    MOBILE,
+    ONSITE,
+    URGENT,
+    WEBSITE,
+    entry_2024,
+    rate,
+)
+
+BERLIN = ZoneInfo("Europe/Berlin")
+START, END = date(2026, 3, 1), date(2026, 3, 31)
+PROJECTS = (WEBSITE, MOBILE, INTERNAL, None)
+TASK = "64f0000000000000000000d1"
+
+
+def random_entry(rng: random.Random, n: int) -> dict[str, Any]:
+    """A stopped entry in March 2026 (some starting near midnight, where zones disagree)."""
+    day = rng.randrange(1, 31)
+    start = datetime(2026, 3, day, rng.choice((0, 9, 14, 22, 23)), rng.randrange(60), tzinfo=UTC)
+    seconds = rng.choice((10, 59, 600, 899, 901, 3600, 5400, 7261))
+    body = entry_2024(
+        f"65f0a0a0a0a0a0a0a0{n:06x}",
+        start.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        (start + timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        user=rng.choice((ANA, BEN, CHLOE)),
+        project=rng.choice(PROJECTS),
+        tags=rng.choice(((), (URGENT,), (URGENT, ONSITE))),
+        billable=rng.random() < 0.7,
+        hourly_rate=rng.choice((None, rate(10000), rate(4550))),
+        description=rng.choice(("Homepage layout", "Standup", "Invoice review")),
+    )
+    if body["projectId"] and rng.random() < 0.3:
+        body["taskId"] = TASK
+    if rng.random() < 0.5:
+        body["costRate"] = {"amount": rng.choice((2500, 3333)), "currency": "EUR"}
+    body["type"] = rng.choice(("REGULAR", "REGULAR", "BREAK", "HOLIDAY"))
+    return body
+
+
+# The model ------------------------------------------------------------------------------------
+def model(
+    states: list[dict[str, Any]],
+    names: dict[str, dict[str, dict[str, Any]]],
+    zone: ZoneInfo,
+    rounding: tuple[str, int] | None,
+    level: str,
+    keep: Any = None,
+) -> dict[Any, tuple[int, int, int]]:
+    """group id (None for "without"; "total") -> (seconds, earned cents, cost cents)."""
+
+    def live(kind: str, ident: str | None) -> str | None:
+        if not ident or names.get(kind, {}).get(ident, {}).get("deleted"):
+            return None
+        return ident
+
+    sums: dict[Any, list[int]] = defaultdict(lambda: [0, 0, 0])
+    for state in states:
+        if state.get("end") is None or (keep and not keep(state)):
+            continue
+        start = datetime.fromisoformat(state["start"])
+        if not START <= start.astimezone(zone).date() <= END:
+            continue  # the range is of local days
+        seconds = int((datetime.fromisoformat(state["end"]) - start).total_seconds())
+        if seconds == 0:
+            continue
+        if rounding:
+            step = rounding[1] * 60
+            seconds = {
+                "UP": -(-seconds // step) * step,
+                "DOWN": seconds // step * step,
+                "NEAREST": (seconds + step // 2) // step * step,
+            }[rounding[0]]
+        project = live("project", state.get("projectId"))
+        client = live("client", names["project"].get(project or "", {}).get("clientId"))
+        tags = [t for t in state.get("tagIds") or [] if live("tag", t)] or [None]
+        groups = {
+            "PROJECT": [project],
+            "CLIENT": [client if project else None],
+            "USER": [state["userId"]],
+            "TAG": tags,
+            "TASK": [live("task", state.get("taskId")) if project else None],
+            "TYPE": [state.get("type") or "REGULAR"],
+            "DATE": [start.astimezone(zone).date().isoformat()],
+        }[level]
+        earned = seconds * state["rate"] if state.get("billable") and state.get("rate") else 0
+        cost = seconds * (state.get("costRate") or 0)
+        for ident in [*groups, "total"] if level != "TAG" else groups:
+            sums[ident][0] += seconds
+            sums[ident][1] += earned
+            sums[ident][2] += cost
+        if level == "TAG":
+            sums["total"][0] += seconds
+            sums["total"][1] += earned
+            sums["total"][2] += cost
+    return {k: (v[0], (v[1] + 1800) // 3600, (v[2] + 1800) // 3600) for k, v in sums.items()}
+
+
+def shown(answer: dict[str, Any]) -> dict[Any, tuple[int, int, int]]:
+    def cents(row: dict[str, Any], key: str) -> int:
+        return sum(round(a["amount"] * 100) for a in row.get(key, []))
+
+    out = {
+        g["id"]: (g["totalSeconds"], cents(g, "amounts"), cents(g, "costAmounts"))
+        for g in answer["groups"]
+        if g["totalSeconds"] or g.get("amounts")
+    }
+    out["total"] = (
+        answer["totalSeconds"],
+        cents(answer, "amounts"),
+        cents(answer, "costAmounts"),
+    )
+    return out
+
+
+def expected(
+    states: list[dict[str, Any]],
+    names: dict[str, dict[str, dict[str, Any]]],
+    basis: Basis,
+    level: str,
+    keep: Any = None,
+) -> dict[Any, tuple[int, int, int]]:
+    found = model(states, names, basis.zone, basis.rounding, level, keep)
+    found.setdefault("total", (0, 0, 0))
+    return {k: v for k, v in found.items() if k == "total" or v[0] or v[1]}
+
+
+async def stored(store: TotalsStore) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    meta = await store.redis.hgetall(keys.entry_meta(WS))
+    raw = await store.redis.hgetall(keys.entry_states(WS))
+    states = [orjson.loads(v) for k, v in raw.items() if not meta[k].startswith(b"D")]
+    names = {k: await store.read_names(WS, k) for k in ("project", "client", "tag", "task")}
+    return states, names
+
+
+@pytest.fixture
+async def store(redis: Redis, clock: FixedClock) -> TotalsStore:
+    store = TotalsStore(redis, BERLIN, clock=clock)
+    await store.init_generations(WS, Basis(BERLIN))
+    return store
+
+
+async def fill(store: TotalsStore, count: int, seed: int = 7) -> random.Random:
+    rng = random.Random(seed)
+    for n in range(count):
+        result = await store.apply_entry(parse_time_entry(random_entry(rng, n)), "create")
+        assert result.outcome == "created"
+    return rng
+
+
+LEVELS = ("PROJECT", "CLIENT", "USER", "TAG", "TASK", "TYPE", "DATE")
+
+
+async def assert_all_levels(
+    store: TotalsStore, basis: Basis, filters: Filters | None = None, keep: Any = None
+) -> None:
+    states, names = await stored(store)
+    for level in LEVELS:
+        answer = await store.read_summary(WS, START, END, level, filters=filters)
+        want = expected(states, names, basis, level, keep)
+        assert shown(answer) == want, level
+
+
+async def test_every_grouping_equals_the_model(store: TotalsStore) -> None:
+    await fill(store, 120)
+    await assert_all_levels(store, Basis(BERLIN))
+    states, _ = await stored(store)
+    assert any(s.get("costRate") for s in states), "cost rates must be kept"
+
+
+async def test_two_levels_have_children_that_add_up_to_their_parent(store: TotalsStore) -> None:
+    await fill(store, 80)
+    answer = await store.read_summary(WS, START, END, ("PROJECT", "USER"))
+    assert answer["groups"]
+    for group in answer["groups"]:
+        assert sum(c["totalSeconds"] for c in group["children"]) == group["totalSeconds"]
+    tags = await store.read_summary(WS, START, END, ("USER", "TAG"))
+    for group in tags["groups"]:  # an entry with two tags counts in both children
+        assert sum(c["totalSeconds"] for c in group["children"]) >= group["totalSeconds"]
+
+
+@pytest.mark.parametrize(
+    ("query", "keep"),
+    [
+        ({"users": ANA.id}, lambda s: s["userId"] == ANA.id),
+        ({"projects": f"{WEBSITE.id},none"}, lambda s: s.get("projectId") in (WEBSITE.id, None)),
+        ({"clients": ACME.id}, lambda s: s.get("projectId") == WEBSITE.id),
+        ({"tags": "none"}, lambda s: not s.get("tagIds")),
+        ({"tags": ONSITE.id}, lambda s: ONSITE.id in (s.get("tagIds") or [])),
+        ({"tasks": TASK}, lambda s: s.get("taskId") == TASK and s.get("projectId")),
+        ({"billable": "false"}, lambda s: not s.get("billable")),
+        ({"type": "BREAK,HOLIDAY"}, lambda s: s.get("type") in ("BREAK", "HOLIDAY")),
+        ({"description": "stand"}, lambda s: "stand" in s["description"].lower()),
+        (
+            {"users": f"{BEN.id},{CHLOE.id}", "billable": "true", "type": "REGULAR"},
+            lambda s: s["userId"] != ANA.id and s.get("billable") and s["type"] == "REGULAR",
+        ),
+        ({"users": "65a1b2c3d4e5f60718293fff"}, lambda s: False),  # unknown: empty, no error
+    ],
+)
+async def test_filters_equal_the_model(
+    store: TotalsStore, query: dict[str, str], keep: Any
+) -> None:
+    await fill(store, 90)
+    await assert_all_levels(store, Basis(BERLIN), parse_filters(query), keep)
+
+
+async def test_names_are_resolved_when_answering(store: TotalsStore, redis: Redis) -> None:
+    await fill(store, 60)
+    # The website moves to Globex: its hours move with it, in every range already stored.
+    moved = Named("project", WEBSITE.id, WEBSITE.name, WEBSITE.color, GLOBEX.id)
+    await store.apply_names(WS, [moved])
+    clients = await store.read_summary(WS, START, END, "CLIENT")
+    assert ACME.id not in {g["id"] for g in clients["groups"]}
+    # Deleted in Clockify: the mobile app's time stays, under "Without project"; a deleted tag
+    # leaves its entries' other tags.
+    for kind, ident in (("project", MOBILE.id), ("tag", URGENT.id)):
+        record = orjson.loads(await redis.hget(keys.names(WS, kind), ident) or b"{}")
+        await redis.hset(keys.names(WS, kind), ident, orjson.dumps({**record, "deleted": True}))
+    projects = await store.read_summary(WS, START, END, "PROJECT")
+    assert MOBILE.id not in {g["id"] for g in projects["groups"]}
+    without = next(g for g in projects["groups"] if g["id"] is None)
+    assert without["name"] == "(Without project)"
+    await assert_all_levels(store, Basis(BERLIN))
+
+
+async def test_a_rebuild_under_live_changes_answers_old_or_new_never_a_mix(
+    store: TotalsStore,
+) -> None:
+    rng = await fill(store, 150)
+    old, new = Basis(BERLIN), Basis(ZoneInfo("America/New_York"), ("UP", 15))
+    assert await request_rebuild(store.redis, WS, new, "test") is not None
+    checks = 0
+    done = asyncio.Event()
+
+    async def live() -> None:
+        nonlocal checks
+        n = 150
+        while not done.is_set() or checks < 5:
+            roll = rng.random()
+            if roll < 0.6:  # a new entry
+                body = random_entry(rng, n)
+                n += 1
+                await store.apply_entry(parse_time_entry(body), "create")
+            else:  # an edit or a delete of an earlier one
+                body = random_entry(random.Random(rng.randrange(n)), rng.randrange(n))
+                kind = "update" if roll < 0.85 else "delete"
+                await store.apply_entry(parse_time_entry(body), kind)
+            states, names = await stored(store)
+            for level in ("PROJECT", "DATE"):
+                answer = shown(await store.read_summary(WS, START, END, level))
+                want_old = expected(states, names, old, level)
+                want_new = expected(states, names, new, level)
+                assert answer in (want_old, want_new), (level, answer, want_old, want_new)
+            checks += 1
+
+    async def rebuild() -> None:
+        try:
+            assert await run_rebuild(store, WS, grace_s=0, batch=10)
+        finally:
+            done.set()
+
+    await asyncio.gather(live(), rebuild())
+    assert checks >= 5
+    gens = await store.generations(WS, fresh=True)
+    assert (gens.basis.key(), gens.next) == (new.key(), None)
+    await assert_all_levels(store, new)  # nothing applied during the rebuild was lost
+    # The old generation's keys are gone.
+    assert not [k async for k in store.redis.scan_iter(match=f"{keys.generation_prefix(WS, 0)}*")]
+
+
+async def test_rounding_counts_each_entry_rounded_for_time_and_money(store: TotalsStore) -> None:
+    body = entry_2024(
+        "65f0a0a0a0a0a0a0a0a0a0f1",
+        "2026-03-10T09:00:00Z",
+        "2026-03-10T09:00:10Z",
+        hourly_rate=rate(10000),
+    )
+    await store.apply_entry(parse_time_entry(body), "create")
+    await request_rebuild(store.redis, WS, Basis(BERLIN, ("UP", 15)), "test")
+    assert await run_rebuild(store, WS, grace_s=0)
+    answer = await store.read_summary(WS, START, END, "PROJECT")
+    # Ten seconds rounded up to 15 minutes: 900 s, 25.00 EUR at 100.00/h.
+    assert (answer["totalSeconds"], answer["billableAmount"]) == (900, 25.0)
+    entries = await store.read_entries(WS, START, END)
+    assert [(e["durationSeconds"], e["rawSeconds"]) for e in entries["entries"]] == [(900, 10)]
+
+
+async def test_cost_and_profit_are_answered_per_currency(store: TotalsStore) -> None:
+    body = entry_2024(
+        "65f0a0a0a0a0a0a0a0a0a0f2",
+        "2026-03-10T09:00:00Z",
+        "2026-03-10T10:00:00Z",
+        hourly_rate=rate(10000),
+    )
+    body["costRate"] = {"amount": 4000, "currency": "EUR"}
+    await store.apply_entry(parse_time_entry(body), "create")
+    answer = await store.read_summary(WS, START, END, "PROJECT")
+    assert answer["costAmounts"] == [{"currency": "EUR", "amount": 40.0}]
+    assert answer["profitAmounts"] == [{"currency": "EUR", "amount": 60.0}]
+
+
+async def test_a_workspace_upgraded_from_the_old_layout_is_rebuilt_from_its_entries(
+    redis: Redis, clock: FixedClock
+) -> None:
+    store = TotalsStore(redis, BERLIN, clock=clock)
+    await store.init_generations(WS, Basis(BERLIN))
+    await fill(store, 30)
+    want = await store.read_summary(WS, START, END, "USER")
+    # What an older clockwall left: entries, no generations, totals in the old keys.
+    await redis.delete(keys.projection(WS))
+    await redis.hset(f"{keys.workspace_prefix(WS)}d:2026-03-10:P", "x|s", 5)
+    from app.rebuild import ensure_projection
+
+    fresh = TotalsStore(redis, BERLIN, clock=clock)
+    await ensure_projection(fresh, WS, Basis(BERLIN))
+    assert await run_rebuild(fresh, WS, grace_s=0)
+    assert await fresh.read_summary(WS, START, END, "USER") == want
+    assert not await redis.exists(f"{keys.workspace_prefix(WS)}d:2026-03-10:P")
