@@ -349,6 +349,78 @@ async def _rebuild(settings: Settings, ws: str) -> int:
         await redis.aclose()
 
 
+def import_history(args: argparse.Namespace) -> int:
+    """`clockwall import --since`: Clockify's history into the store the service reads, in the
+    foreground with a progress bar, within the request budget the service spends (shared
+    through Redis: its running-timer poll keeps its share). Ctrl-C stops; the same command, or
+    a running service, goes on where it stopped."""
+    from datetime import date
+
+    from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn
+
+    from app.importer import ImportJob, import_in_foreground
+
+    def fail(message: str) -> int:
+        print(f"clockwall import: {message}", file=sys.stderr)
+        return 2
+
+    settings = Settings.from_env()
+    if not settings.api_key:
+        return fail(
+            "CLOCKIFY_API_KEY is not set; the import reads Clockify's Detailed report, so set "
+            "it to the API key of a workspace admin (Clockify > Preferences > Advanced)"
+        )
+    if not settings.redis_url:
+        return fail(
+            "REDIS_URL is not set; the import writes into the Redis the service reads, so set "
+            "REDIS_URL to it (on the embedded store, `clockwall serve` imports "
+            "CLOCKWALL_IMPORT_MONTHS of history by itself)"
+        )
+    ws = args.workspace or settings.default_workspace
+    if ws not in settings.workspace_ids:
+        return fail(f"workspace {ws} is not configured here; add it to CLOCKIFY_WORKSPACE_ID")
+    try:
+        since = date.fromisoformat(args.since)
+    except ValueError:
+        return fail(f"--since {args.since!r} is not a day; give it as YYYY-MM-DD, e.g. 2026-01-01")
+    with Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[detail]}"),
+    ) as bar:
+        task = bar.add_task(f"importing since {since}", total=None, detail="starting")
+        said: list[tuple[str, bool]] = []
+
+        def show(job: ImportJob) -> None:
+            state = job.state if job.state != "running" else f"{job.rows:,} entries"
+            bar.update(
+                task,
+                total=job.days_total,
+                completed=job.days_done,
+                detail=f"{state}, {job.requests} requests, {job.days_done}/{job.days_total} days",
+            )
+            # The first estimate, then each pause, wait or resumption, in words above the bar.
+            news = (job.state, "waiting" in job.message)
+            if job.message and job.state != "done" and (not said or said[-1] != news):
+                said.append(news)
+                bar.console.print(job.message, highlight=False)
+
+        try:
+            code, message = asyncio.run(import_in_foreground(settings, ws, since, show))
+        except KeyboardInterrupt:
+            code = 130
+            message = (
+                f"stopped; run `clockwall import --since {since}` again to go on where it "
+                "stopped (a running clockwall service goes on by itself)"
+            )
+    if code:
+        print(f"clockwall import: {message}", file=sys.stderr)
+    else:
+        print(message)
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     from app.share import RANGES
 
@@ -371,6 +443,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("rebuild", help="rebuild the totals from the stored entries, online")
     p.add_argument("--workspace", help="workspace id (default: the first configured)")
     p.set_defaults(func=rebuild)
+
+    p = sub.add_parser("import", help="import Clockify history from a day on (resumable)")
+    p.add_argument("--since", required=True, metavar="YYYY-MM-DD", help="the first day to import")
+    p.add_argument("--workspace", help="workspace id (default: the first configured)")
+    p.set_defaults(func=import_history)
 
     p = sub.add_parser("demo", help="a simulated team on the embedded store; no Redis, no account")
     p.add_argument("--port", type=int, default=8000)

@@ -243,29 +243,48 @@ class ClockifyClient:
         trailing Z is not honoured), so both ends go as wall-clock times in `zone`; with
         `max_days` (31 on FREE) the window is cut into requests of at most that many days."""
         zone = zone or ZoneInfo("UTC")
-        url = f"{self.reports_url}/workspaces/{ws}/reports/detailed"
         page_size = min(self._page_size * 2, MAX_REPORT_PAGE_SIZE)
         rows: list[JSONObject] = []
         for first, last in _wall_clock_chunks(start, end, zone, max_days):
             for page in range(1, MAX_PAGES + 1):
-                body = {
-                    "dateRangeStart": _wall_clock(first),
-                    "dateRangeEnd": _wall_clock(last),
-                    "timeZone": zone.key,
-                    "detailedFilter": {"page": page, "pageSize": page_size},
-                    "amountShown": "EARNED",
-                    "exportType": "JSON",
-                }
-                response = await self._send("POST", url, json_body=body, idempotent=True)
-                data = _expect_object(_decode(response), "POST /reports/detailed")
-                batch = data.get("timeentries", data.get("timeEntries", []))
-                batch = _expect_list(batch, "POST /reports/detailed timeentries")
+                batch, is_last = await self.detailed_report_page(
+                    ws, first, last, zone, page, page_size
+                )
                 rows.extend(batch)
-                if _is_last_page(response, len(batch), page_size):
+                if is_last:
                     break
             else:
-                raise _too_many_pages(url)
+                raise _too_many_pages(f"{self.reports_url}/workspaces/{ws}/reports/detailed")
         return rows
+
+    async def detailed_report_page(
+        self,
+        ws: str,
+        first: datetime,
+        last: datetime,
+        zone: ZoneInfo,
+        page: int,
+        page_size: int = MAX_REPORT_PAGE_SIZE,
+    ) -> tuple[list[JSONObject], bool]:
+        """One page (1-based) of the Detailed report of [first, last], naive wall-clock times
+        in `zone` (one request), newest entry first, and whether it is the last page; for
+        callers that keep their place between pages (the history import, app/importer.py)."""
+        url = f"{self.reports_url}/workspaces/{ws}/reports/detailed"
+        body = {
+            "dateRangeStart": _wall_clock(first),
+            "dateRangeEnd": _wall_clock(last),
+            "timeZone": zone.key,
+            # Clockify's default order, said out loud: the import keeps its place by it.
+            "sortOrder": "DESCENDING",
+            "detailedFilter": {"page": page, "pageSize": page_size, "sortColumn": "DATE"},
+            "amountShown": "EARNED",
+            "exportType": "JSON",
+        }
+        response = await self._send("POST", url, json_body=body, idempotent=True)
+        data = _expect_object(_decode(response), "POST /reports/detailed")
+        batch = data.get("timeentries", data.get("timeEntries", []))
+        batch = _expect_list(batch, "POST /reports/detailed timeentries")
+        return batch, _is_last_page(response, len(batch), page_size)
 
     # Webhooks -------------------------------------------------------------------------
     async def list_webhooks(self, ws: str) -> JSONObject:

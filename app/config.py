@@ -26,6 +26,7 @@ _WORKSPACE_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9._~+/=-]{8,4096}$")
 # A dashboard token or signing key shorter than this is guessable offline or by brute force.
 MIN_SECRET_CHARS = 16
+MAX_IMPORT_MONTHS = 120
 MAKE_SECRET = "python3 -c 'import secrets; print(secrets.token_urlsafe(32))'"
 
 
@@ -99,6 +100,9 @@ class Settings:
     max_share_streams: int = 20
     log_json: bool = False
     public_url: str | None = None
+    # History imported by itself on first start with an API key: the current month and this
+    # many before it (0: none; `clockwall import --since` imports any depth).
+    import_months: int = 1
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -139,6 +143,12 @@ class Settings:
                 )
         if self.api_budget_per_hour is not None and self.api_budget_per_hour < 1:
             raise ConfigError("CLOCKWALL_API_BUDGET_PER_HOUR must be a whole number of at least 1")
+        if not 0 <= self.import_months <= MAX_IMPORT_MONTHS:
+            raise ConfigError(
+                f"CLOCKWALL_IMPORT_MONTHS={self.import_months} is out of range; use 0 (no "
+                f"automatic import) to {MAX_IMPORT_MONTHS}, or `clockwall import --since "
+                "YYYY-MM-DD` for any depth"
+            )
         if self.webhook_max_bytes < 1024:
             raise ConfigError("CLOCKWALL_WEBHOOK_MAX_BYTES must be at least 1024")
         if not self.header_timeout_s > 0:
@@ -259,6 +269,7 @@ class Settings:
             ("CLOCKWALL_HEADER_TIMEOUT_S", "header_timeout_s", float),
             ("CLOCKWALL_MAX_STREAMS", "max_streams", int),
             ("CLOCKWALL_MAX_SHARE_STREAMS", "max_share_streams", int),
+            ("CLOCKWALL_IMPORT_MONTHS", "import_months", int),
         ):
             raw = get(name)
             if raw is not None:

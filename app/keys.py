@@ -48,6 +48,12 @@ def day_index(ws: str, gen: int | str, day: str) -> str:
     return f"{generation_prefix(ws, gen)}ix:{day}"
 
 
+def month_versions(ws: str, gen: int | str) -> str:
+    """Hash month (YYYY-MM) -> a count that goes up with every change to the month's totals
+    (apply_entry.lua): what a reader's cache of a month's answers is checked against."""
+    return f"{generation_prefix(ws, gen)}ver"
+
+
 def entry_contributions(ws: str, gen: int | str) -> str:
     """Hash entry id -> JSON {d: day, f: cell fields, p: project fields} it adds (projection)."""
     return f"{generation_prefix(ws, gen)}contrib"
@@ -120,3 +126,9 @@ def rates_dirty(ws: str) -> str:
     app/rates.py; "" reads as the current month), last marked at `at`; the poller re-reads that
     range and deletes the hash (or moves `since` on) if `marks` did not change meanwhile."""
     return f"{workspace_prefix(ws)}rates:dirty"
+
+
+def coverage(ws: str) -> str:
+    """Hash: `from` (the first local day whose data is complete, YYYY-MM-DD) and `import` (JSON
+    progress of the history import); read into every report answer as `coverage`."""
+    return f"{workspace_prefix(ws)}coverage"

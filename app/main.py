@@ -30,10 +30,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app import keys
 from app.access import AccessMiddleware, ShareRevocations
-from app.api import Api
+from app.api import EXCEPTION_HANDLERS, Api, within_deadline
 from app.budget import RequestBudget
 from app.clockify import ClockifyClient, ClockifyError
 from app.config import WEEKDAYS, Settings
+from app.importer import HistoryImport, read_coverage
 from app.metrics import Metrics
 from app.pipe import ScriptPipe
 from app.poller import Poller, PollerState, poll_status_event
@@ -320,6 +321,11 @@ class Service:
                     on_state=functools.partial(self._poll_state_changed, ws),
                 )
             )
+            # The history import runs in the poller's turn, so only in the process holding the
+            # lease and only from what the running-timer and change polls leave of the budget.
+            self.pollers[-1].history = HistoryImport(
+                ws, self.redis, months=settings.import_months, clock=self.store.clock
+            )
             if settings.webhook_tokens and self.replay_apply is not None:
                 self.pollers[-1].webhook_watch = WebhookWatch(
                     ws,
@@ -388,6 +394,12 @@ class Service:
         with contextlib.suppress(RedisError, OSError):
             state["totals"] = {
                 ws: await rebuild_state(self.redis, ws)
+                for ws in self.settings.workspace_ids or (self.settings.default_workspace,)
+            }
+        with contextlib.suppress(RedisError, OSError):
+            # From which day each workspace's data is complete, and its history import.
+            state["coverage"] = {
+                ws: await read_coverage(self.redis, ws)
                 for ws in self.settings.workspace_ids or (self.settings.default_workspace,)
             }
         # As the polling process (maybe another) last found them; no tokens, no URLs.
@@ -518,10 +530,11 @@ def create_app(
 
     routes: list[BaseRoute] = [
         Route(WEBHOOK_PATH, webhook, methods=["POST"]),
-        Route("/api/summary", api.guarded(api.summary)),
-        Route("/api/running", api.guarded(api.running)),
-        Route("/api/team", api.guarded(api.team)),
-        Route("/api/entries", api.guarded(api.entries)),
+        Route("/api/summary", within_deadline(api.summary)),
+        Route("/api/running", within_deadline(api.running)),
+        Route("/api/team", within_deadline(api.team)),
+        Route("/api/entries", within_deadline(api.entries)),
+        Route("/api/names", within_deadline(api.names)),
         Route("/api/share/report", ShareReport(settings, service.store).handle),
         Route("/events", events.handle),
         Route("/healthz", api.healthz),
@@ -535,6 +548,8 @@ def create_app(
     app = ClockwallApp(
         routes=routes,
         lifespan=lifespan,
+        # A malformed query is a 400 and a store that does not answer a 503, on every route.
+        exception_handlers=EXCEPTION_HANDLERS,
         middleware=[
             Middleware(
                 AccessMiddleware,

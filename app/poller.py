@@ -45,6 +45,7 @@ from app.clockify import (
     RateLimitedError,
 )
 from app.config import Settings
+from app.importer import HistoryImport, lower_coverage_from
 from app.metrics import Metrics
 from app.models import (
     Named,
@@ -213,6 +214,9 @@ class Poller:
         # Webhook health and replay of failed deliveries (set by the service when webhooks
         # feed the wall); it runs after the tasks above, from the schedule's spare.
         self.webhook_watch: WebhookWatch | None = None
+        # The history import (app/importer.py, set by the service): last, from what is left of
+        # the spare, so it never delays a timer poll.
+        self.history: HistoryImport | None = None
 
     # Lifecycle --------------------------------------------------------------------------
     async def run(self) -> None:
@@ -279,6 +283,8 @@ class Poller:
             if self.webhook_watch is not None:
                 await self.webhook_watch.run_due(self._can_afford_extra)
                 self._set(webhooks=list(self.webhook_watch.problems))
+            if self.history is not None:
+                await self.history.run_due(self)
             self._set(last_success_at=self.clock().isoformat(), last_error=None)
             self.metrics.last_poll.set(time.time())
         except BudgetExhaustedError:
@@ -301,6 +307,11 @@ class Poller:
         next_due = min(self.due.values(), default=self.clock() + timedelta(seconds=5))
         self._set(next_poll_at=next_due.isoformat())
         return max(0.5, (next_due - self.clock()).total_seconds())
+
+    async def discover(self) -> None:
+        """Read the workspace's plan and currency and size the schedule to the plan's budget
+        (one request); for a process that only imports history (`clockwall import`)."""
+        await self._discover()
 
     async def _discover(self) -> None:
         workspace = await self.client.get_workspace(self.ws)
@@ -492,6 +503,10 @@ class Poller:
             for entry in stale:
                 if entry["id"] not in listed and datetime.fromisoformat(entry["start"]) >= since:
                     await self.store.delete_entry(self.ws, entry["id"])
+
+    async def can_afford_extra(self, extra: int) -> bool:
+        """The spare check for work outside the schedule (the history import)."""
+        return await self._can_afford_extra(extra)
 
     async def _can_afford_extra(self, extra: int) -> bool:
         """Whether `extra` unscheduled requests now still leave a slot for every timer poll
@@ -755,11 +770,14 @@ class Poller:
         marker = await self.redis.hget(keys.poller_state(self.ws), "backfilled")
         week_start, _ = self.store.current_week()
         if marker and (marker.decode() if isinstance(marker, bytes) else marker) == str(week_start):
+            # Complete from the week's start (unless an import reached further back).
+            await lower_coverage_from(self.redis, self.ws, week_start)
             self._set(backfilled=True)
             return
         start = datetime.combine(week_start, datetime.min.time(), self.store.zone)
         await self._sync_range(start.astimezone(UTC), self.clock(), delete_missing=False)
         await self.redis.hset(keys.poller_state(self.ws), "backfilled", str(week_start))
+        await lower_coverage_from(self.redis, self.ws, week_start)
         self._set(backfilled=True)
         log.info("poller: backfilled the week from %s", week_start)
 
@@ -801,26 +819,8 @@ class Poller:
                 rows += await self.client.list_user_entries(self.ws, user_id, start, end)
                 self._count("user-entries")
         running_ids = {e["id"] for e in await self.store.read_running(self.ws)}
-        repairs = 0
         seen: set[str] = set()
-        for row in rows:
-            entry_id = row.get("id") or row.get("_id")
-            if not isinstance(entry_id, str):
-                self._skip("report", row, "a row without an id")
-                continue
-            interval: dict[str, Any] = row.get("timeInterval") or {}
-            if entry_id in running_ids and (
-                not interval.get("end") or interval.get("duration") in (0, "PT0S", None)
-            ):
-                continue  # reports may show running timers as zero-length entries; a timer
-                # we hold as running that the report shows with a length was stopped: repair
-            row = dict(row, id=entry_id)
-            # Seen even when malformed: a row Clockify lists is never deleted for its shape.
-            seen.add(entry_id)
-            outcome = await self._apply_row(row, "report")
-            if outcome not in ("duplicate", "stale", "skipped"):
-                repairs += 1
-                log.info("reconcile: entry %s %s from Clockify", entry_id, outcome)
+        repairs = await self.apply_report_rows(rows, running_ids, seen)
         if delete_missing:
             local = await self.store.read_entries(
                 self.ws,
@@ -839,6 +839,41 @@ class Poller:
                 if result.changed:
                     repairs += 1
                     log.info("reconcile: entry %s is gone from Clockify; removed", entry["id"])
+        return repairs
+
+    async def apply_report_rows(
+        self,
+        rows: list[dict[str, Any]],
+        running_ids: set[str],
+        seen: set[str] | None = None,
+        *,
+        log_each: bool = True,
+    ) -> int:
+        """Detailed report rows through the one apply path as `sync`; returns how many changed
+        what clockwall held. `running_ids`: the timers held as running (a report may list them
+        as zero-length entries); `seen` collects the ids listed. The history import passes
+        `log_each=False`: a year of rows is not a year of log lines."""
+        repairs = 0
+        for row in rows:
+            entry_id = row.get("id") or row.get("_id")
+            if not isinstance(entry_id, str):
+                self._skip("report", row, "a row without an id")
+                continue
+            interval: dict[str, Any] = row.get("timeInterval") or {}
+            if entry_id in running_ids and (
+                not interval.get("end") or interval.get("duration") in (0, "PT0S", None)
+            ):
+                continue  # reports may show running timers as zero-length entries; a timer
+                # we hold as running that the report shows with a length was stopped: repair
+            row = dict(row, id=entry_id)
+            # Seen even when malformed: a row Clockify lists is never deleted for its shape.
+            if seen is not None:
+                seen.add(entry_id)
+            outcome = await self._apply_row(row, "report")
+            if outcome not in ("duplicate", "stale", "skipped"):
+                repairs += 1
+                if log_each:
+                    log.info("reconcile: entry %s %s from Clockify", entry_id, outcome)
         return repairs
 
 

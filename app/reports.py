@@ -9,10 +9,11 @@ an answer never mixes two generations (two settings).
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import orjson
 
@@ -50,6 +51,7 @@ NO_NAME = {
 }
 ALL_KINDS = ("user", "project", "client", "tag", "task")
 MAX_PARSED_CELLS = 200_000  # parsed cell keys kept per process
+MONTH_CACHE_SIZE = 512  # grouped answers of whole months kept per process
 
 
 class QueryError(ValueError):
@@ -134,7 +136,7 @@ def parse_group_by(raw: str | None, default: str = "PROJECT") -> tuple[str, ...]
     return levels
 
 
-@dataclass
+@dataclass(slots=True)
 class Bucket:
     """One group's totals: seconds as reports count them, billable seconds, earned and cost
     amounts per currency (exact: rate_minor x seconds, rounded once when answered)."""
@@ -163,13 +165,18 @@ class Bucket:
 
 
 def _amounts(exact: dict[str, int]) -> list[tuple[str, int]]:
+    """(currency, minor units) of each exact amount, largest first, rounded once."""
+    if len(exact) == 1:  # the common case, without a sort
+        for currency, value in exact.items():
+            one = (value + 1800) // 3600
+            return [(currency, one)] if one and currency != NONE else []
     minor = [(c, minor_of_exact(v)) for c, v in exact.items() if c != NONE]
     return sorted(((c, v) for c, v in minor if v), key=lambda cv: (-cv[1], cv[0]))
 
 
 def money_fields(bucket: Bucket) -> dict[str, Any]:
-    earned = _amounts(bucket.earned)
-    cost = _amounts(bucket.cost)
+    earned = _amounts(bucket.earned) if bucket.earned else []
+    cost = _amounts(bucket.cost) if bucket.cost else []
     primary = earned[0] if earned else (None, 0)
     out: dict[str, Any] = {
         "totalSeconds": bucket.seconds,
@@ -204,8 +211,11 @@ class Names:
     """The name hashes of a workspace, read at answer time, and what Clockify shows for an id:
     a deleted project, client, tag or task is "Without ..." (its time stays)."""
 
-    def __init__(self, raw: dict[str, dict[str, dict[str, Any]]]) -> None:
+    def __init__(self, raw: dict[str, dict[str, dict[str, Any]]], fingerprint: int = 0) -> None:
         self.raw = raw
+        # Equal within a process for equal name hashes: part of the month cache's key, since
+        # grouping resolves names.
+        self.fingerprint = fingerprint
 
     def record(self, kind: str, ident: str) -> dict[str, Any]:
         return self.raw.get(kind, {}).get(ident) or {}
@@ -288,11 +298,40 @@ def _running_cells(
     return out
 
 
+class Read(NamedTuple):
+    """What `Reports.read` read in one transaction."""
+
+    gens: Generations
+    body: list[Any]  # the planned hashes' contents, then what `extra` queued
+    names: Names
+    running: list[dict[str, Any]]
+    coverage: dict[str, str]  # the coverage hash (keys.coverage)
+
+
+def coverage_of(raw: dict[str, str], start: date) -> dict[str, Any]:
+    """An answer's `coverage`: from which local day clockwall's data is complete, whether the
+    range starts on or after it, and the history import while one runs."""
+    first = raw.get("from") or None
+    complete = first is not None and start.isoformat() >= first
+    out: dict[str, Any] = {"from": first, "complete": complete}
+    if raw.get("import"):
+        try:
+            progress = orjson.loads(raw["import"])
+        except orjson.JSONDecodeError:
+            progress = None
+        if isinstance(progress, dict) and progress.get("state") in ("running", "paused"):
+            out["importing"] = {
+                k: progress.get(k) for k in ("since", "next", "until", "state", "rows", "message")
+            }
+    return out
+
+
 class Reports:
     """Answers for one store (its Redis, clock and reporting zone)."""
 
-    def __init__(self, store: TotalsStore) -> None:
+    def __init__(self, store: TotalsStore, cache_size: int = MONTH_CACHE_SIZE) -> None:
         self.store = store
+        self._cache = MonthCache(cache_size)
 
     @property
     def redis(self) -> Any:
@@ -318,11 +357,11 @@ class Reports:
         ws: str,
         plan: Callable[[Generations], list[str]],
         extra: Callable[[Any], None] | None = None,
-    ) -> tuple[Generations, list[Any], Names, list[dict[str, Any]]]:
-        """HGETALL of the hashes `plan(gens)` names, the names, the running timers and the
-        generation hash, in one transaction; again when a rebuild switched generations
-        between this process's look and the read. `extra(pipe)` may queue more reads, whose
-        results follow the hashes'."""
+    ) -> Read:
+        """HGETALL of the hashes `plan(gens)` names, the names, the running timers, the
+        coverage and the generation hash, in one transaction; again when a rebuild switched
+        generations between this process's look and the read. `extra(pipe)` may queue more
+        reads, whose results follow the hashes'."""
         gens = await self.store.generations(ws, create=False)
         for _ in range(5):
             hashes = plan(gens)
@@ -335,22 +374,25 @@ class Reports:
                 for kind in ALL_KINDS:
                     pipe.hgetall(keys.names(ws, kind))
                 pipe.hvals(keys.running(ws))
+                pipe.hgetall(keys.coverage(ws))
                 results = await pipe.execute()
             # A workspace nothing was written to yet has no generation hash: generation 0.
             if _decode(results[0] if results[0] is not None else "0") == gens.gen:
-                body = results[1 : -len(ALL_KINDS) - 1]
+                tail = len(ALL_KINDS) + 2
+                body = results[1:-tail]
+                raw_names = results[-tail:-2]
                 names = Names(
                     {
                         kind: {_decode(k): orjson.loads(v) for k, v in raw.items()}
-                        for kind, raw in zip(
-                            ALL_KINDS, results[-len(ALL_KINDS) - 1 : -1], strict=True
-                        )
-                    }
+                        for kind, raw in zip(ALL_KINDS, raw_names, strict=True)
+                    },
+                    hash(tuple(frozenset(raw.items()) for raw in raw_names)),
                 )
                 running = sorted(
-                    (orjson.loads(v) for v in results[-1]), key=lambda e: (e["start"], e["id"])
+                    (orjson.loads(v) for v in results[-2]), key=lambda e: (e["start"], e["id"])
                 )
-                return gens, body, names, running
+                coverage = {_decode(k): _decode(v) for k, v in results[-1].items()}
+                return Read(gens, body, names, running, coverage)
             gens = await self.store.generations(ws, fresh=True, create=False)
         raise TimeoutError("the totals' generation kept changing during the read")
 
@@ -361,9 +403,9 @@ class Reports:
         end: date,
         by_day: bool,
         include_running: bool = True,
-    ) -> tuple[Generations, Names, list[tuple[str | None, str, list[int], bool]]]:
+    ) -> tuple[Generations, Names, list[tuple[str | None, str, list[int], bool]], dict[str, str]]:
         """(day or None, cell, [seconds, earned, cost], running) of [start, end], with running
-        timers as if they stopped now."""
+        timers as if they stopped now; and the coverage hash."""
         days = _days(start, end)
 
         def plan(gens: Generations) -> list[str]:
@@ -371,7 +413,7 @@ class Reports:
                 return [keys.cells_day(ws, gens.gen, d) for d in days]
             return self.range_keys(ws, gens.gen, start, end)
 
-        gens, body, names, running = await self.read(ws, plan)
+        gens, body, names, running, coverage = await self.read(ws, plan)
         rounding = gens.basis.rounding is not None
         out: list[tuple[str | None, str, list[int], bool]] = []
         if by_day:
@@ -385,16 +427,16 @@ class Reports:
             now = self.store.clock()
             for day, cell, values, _state in _running_cells(running, gens.basis, set(days), now):
                 out.append((day if by_day else None, cell, values, True))
-        return gens, names, out
+        return gens, names, out, coverage
 
     async def description_cells(
         self, ws: str, start: date, end: date, filters: Filters, include_running: bool
-    ) -> tuple[Generations, Names, list[tuple[str | None, str, list[int], bool]]]:
+    ) -> tuple[Generations, Names, list[tuple[str | None, str, list[int], bool]], dict[str, str]]:
         """The cells of the entries whose description matches: built from the entries
-        themselves (the totals do not know descriptions)."""
+        themselves (the totals do not know descriptions); and the coverage hash."""
         days = _days(start, end)
 
-        gens, _, names, running = await self.read(ws, lambda gens: [])
+        gens, _, names, running, coverage = await self.read(ws, lambda gens: [])
         states = await self.entry_states(ws, gens, days)
         needle = filters.description or ""
         now = self.store.clock()
@@ -416,7 +458,7 @@ class Reports:
             for day, cell, values, state in _running_cells(running, gens.basis, set(days), now):
                 if needle in (state.get("description") or "").lower():
                     out.append((day, cell, values, True))
-        return gens, names, out
+        return gens, names, out, coverage
 
     async def entry_states(self, ws: str, gens: Generations, days: list[str]) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -441,47 +483,151 @@ class Reports:
         include_running: bool = True,
     ) -> dict[str, Any]:
         levels = (group_by,) if isinstance(group_by, str) else tuple(group_by)
-        filters = filters or Filters()
-        by_day = "DATE" in levels
-        if filters.description:
-            _gens, names, cells = await self.description_cells(
-                ws, start, end, filters, include_running
-            )
-        else:
-            _gens, names, cells = await self.cells(ws, start, end, by_day, include_running)
-        total = Bucket()
-        groups: dict[str, Bucket] = {}
-        includes_running = False
-        keep = _keeper(filters, names)
-        for day, key, values, running in cells:
-            cell = parse_cell(key)
-            if not keep(cell):
-                continue
-            includes_running = includes_running or running
-            total.add(values, cell, running)
-            for first in _group_ids(levels[0], cell, day, names):
-                bucket = groups.get(first)
-                if bucket is None:
-                    bucket = groups[first] = Bucket()
-                bucket.add(values, cell, running)
-                if len(levels) == 2:
-                    if bucket.children is None:
-                        bucket.children = {}
-                    for second in _group_ids(levels[1], cell, day, names):
-                        child = bucket.children.get(second)
-                        if child is None:
-                            child = bucket.children[second] = Bucket()
-                        child.add(values, cell, running)
-        if levels[0] == "DATE":
-            for day in _days(start, end):
-                groups.setdefault(day, Bucket())
+        grouped, names, coverage = await self.grouped(
+            ws, start, end, levels, filters or Filters(), include_running
+        )
+        total, groups, includes_running = grouped
+        if levels[0] == "DATE":  # every day is listed (a copy: `groups` may be cached)
+            groups = {day: groups.get(day) or Bucket() for day in _days(start, end)}
         rows = self._rows(levels, groups, names, start, end)
         result: dict[str, Any] = {"groups": rows}
         result.update(money_fields(total))
         result["includesRunning"] = includes_running
         result["groupBy"] = list(levels)
         result["dateRange"] = {"start": start.isoformat(), "end": end.isoformat()}
+        result["coverage"] = coverage_of(coverage, start)
         return result
+
+    async def grouped(
+        self,
+        ws: str,
+        start: date,
+        end: date,
+        levels: tuple[str, ...],
+        filters: Filters,
+        include_running: bool = True,
+    ) -> tuple[Grouped, Names, dict[str, str]]:
+        """The groups of `levels` over [start, end] with `filters`, the names they were
+        resolved with, and the coverage hash."""
+        if filters.description:
+            _gens, names, cells, coverage = await self.description_cells(
+                ws, start, end, filters, include_running
+            )
+            return group_cells(cells, levels, _keeper(filters, names), names), names, coverage
+        return await self._grouped(ws, start, end, levels, filters, include_running)
+
+    async def _grouped(
+        self,
+        ws: str,
+        start: date,
+        end: date,
+        levels: tuple[str, ...],
+        filters: Filters,
+        include_running: bool,
+    ) -> tuple[Grouped, Names, dict[str, str]]:
+        """The groups of [start, end]: each whole month's from this process's cache while the
+        month's version (keys.month_versions) is unchanged, else from its totals (the month's
+        hash, or its days' for a Date grouping); the days at the edges and running timers
+        always fresh. Everything is read in transactions that check the generation."""
+        by_day = "DATE" in levels
+        months, edge_days = _split(start, end)
+        used: list[Generations] = []  # the generation `read` planned for, last
+
+        def plan(gens: Generations) -> list[str]:
+            used.append(gens)
+            return [keys.cells_day(ws, gens.gen, day) for day in edge_days]
+
+        def extra(pipe: Any) -> None:
+            pipe.hmget(keys.month_versions(ws, used[-1].gen), months)
+
+        for _ in range(5):
+            read = await self.read(ws, plan, extra if months else None)
+            gens = read.gens
+            versions: list[str] = []
+            if months:
+                versions = [_decode(v) if v is not None else "0" for v in read.body[-1]]
+            names = read.names
+            query = (levels, filters, names.fingerprint)
+            rounding = gens.basis.rounding is not None
+            keep = _keeper(filters, names)
+            # The whole months together, then each on its own, as cached while unchanged.
+            span_key = (ws, gens.gen, tuple(months), tuple(versions), by_day, query)
+            span = self._cache.get(span_key) if len(months) > 1 else None
+            if span is None:
+                parts: list[Grouped] = []
+                missing: list[str] = []
+                for month, version in zip(months, versions, strict=True):
+                    found = self._cache.get((ws, gens.gen, month, version, by_day, query))
+                    if found is None:
+                        missing.append(month)
+                    else:
+                        parts.append(found)
+                if missing and not await self._fill(
+                    ws, gens.gen, missing, by_day, query, rounding, keep, names, parts
+                ):
+                    continue  # the generation changed meanwhile: read again
+                span = parts[0] if len(parts) == 1 else merge_grouped(parts)
+                if len(months) > 1:
+                    self._cache.put(span_key, span)
+            edge_cells: list[tuple[str | None, str, list[int], bool]] = []
+            for day, fields in zip(edge_days, read.body, strict=False):
+                for cell, values in fold_cells((fields,), rounding).items():
+                    edge_cells.append((day, cell, values, False))
+            if include_running:
+                now = self.store.clock()
+                days = set(_days(start, end))
+                for day, cell, values, _state in _running_cells(
+                    read.running, gens.basis, days, now
+                ):
+                    edge_cells.append((day, cell, values, True))
+            edges = group_cells(edge_cells, levels, keep, names)
+            if not months:
+                return edges, names, read.coverage
+            return overlay(span, edges), names, read.coverage
+        raise TimeoutError("the totals' generation kept changing during the read")
+
+    async def _fill(
+        self,
+        ws: str,
+        gen: str,
+        months: list[str],
+        by_day: bool,
+        query: tuple[Any, ...],
+        rounding: bool,
+        keep: Callable[[Cell], bool],
+        names: Names,
+        parts: list[Grouped],
+    ) -> bool:
+        """Group the months not cached, from totals read with their versions in one
+        transaction, and cache them. False when the generation changed meanwhile."""
+        month_days = {m: _month_days(m) for m in months} if by_day else {}
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.hget(keys.projection(ws), "gen")
+            pipe.hmget(keys.month_versions(ws, gen), months)
+            for month in months:
+                if by_day:
+                    for day in month_days[month]:
+                        pipe.hgetall(keys.cells_day(ws, gen, day))
+                else:
+                    pipe.hgetall(keys.cells_month(ws, gen, month))
+            results = await pipe.execute()
+        if _decode(results[0] if results[0] is not None else "0") != gen:
+            return False
+        versions = [_decode(v) if v is not None else "0" for v in results[1]]
+        body = iter(results[2:])
+        for month, version in zip(months, versions, strict=True):
+            cells: list[tuple[str | None, str, list[int], bool]] = []
+            if by_day:
+                for day in month_days[month]:
+                    for cell, values in fold_cells((next(body),), rounding).items():
+                        cells.append((day, cell, values, False))
+            else:
+                for cell, values in fold_cells((next(body),), rounding).items():
+                    cells.append((None, cell, values, False))
+            grouped = group_cells(cells, levels_of(query), keep, names)
+            self._cache.put((ws, gen, month, version, by_day, query), grouped)
+            parts.append(grouped)
+        return True
 
     def _rows(
         self,
@@ -513,49 +659,60 @@ class Reports:
         self, ws: str, start: date, end: date, filters: Filters | None = None
     ) -> dict[str, Any]:
         """Users x projects seconds with row and column totals (the heatmap)."""
-        answer = await self.summary(ws, start, end, ("USER", "PROJECT"), filters)
+        grouped, names, coverage = await self.grouped(
+            ws, start, end, ("USER", "PROJECT"), filters or Filters()
+        )
+        total, users, includes_running = grouped
         progress = await self.store.read_progress(ws)
-        col_totals: dict[str | None, int] = {}
-        col_rows: dict[str | None, dict[str, Any]] = {}
-        for user in answer["groups"]:
-            for child in user["children"]:
-                col_totals[child["id"]] = col_totals.get(child["id"], 0) + child["totalSeconds"]
-                col_rows.setdefault(child["id"], child)
-        users = sorted(answer["groups"], key=lambda u: (str(u["name"]).lower(), str(u["id"])))
-        columns = sorted(col_totals, key=lambda p: (-col_totals[p], str(p)))
+        col_totals: dict[str, int] = {}
+        rows = []
+        for user_id, bucket in users.items():
+            if not bucket.seconds and not bucket.running_s:
+                continue
+            row = _describe("USER", user_id, names)
+            rows.append((str(row["name"]).lower(), user_id, row, bucket))
+            for project_id, child in (bucket.children or {}).items():
+                if child.seconds:
+                    col_totals[project_id] = col_totals.get(project_id, 0) + child.seconds
+        rows.sort(key=lambda r: (r[0], r[1]))
+        columns = sorted(col_totals, key=lambda p: (-col_totals[p], p))
+        projects = []
+        for project_id in columns:
+            head = _describe("PROJECT", project_id, names)
+            projects.append(
+                {
+                    "id": head["id"],
+                    "name": head["name"],
+                    "color": head.get("color"),
+                    "totalSeconds": col_totals[project_id],
+                    "totalHours": hours(col_totals[project_id]),
+                    "progress": progress["projects"].get(head["id"]) if head["id"] else None,
+                }
+            )
         return {
             "users": [
                 {
-                    "id": u["id"],
-                    "name": u["name"],
-                    "totalSeconds": u["totalSeconds"],
-                    "totalHours": u["totalHours"],
+                    "id": row["id"],
+                    "name": row["name"],
+                    "totalSeconds": bucket.seconds,
+                    "totalHours": hours(bucket.seconds),
                 }
-                for u in users
+                for _, _, row, bucket in rows
             ],
-            "projects": [
-                {
-                    "id": p,
-                    "name": col_rows[p]["name"],
-                    "color": col_rows[p].get("color"),
-                    "totalSeconds": col_totals[p],
-                    "totalHours": hours(col_totals[p]),
-                    "progress": progress["projects"].get(p) if p else None,
-                }
-                for p in columns
-            ],
+            "projects": projects,
             "progressSince": progress["since"],
             "cells": [
                 [
-                    next((c["totalSeconds"] for c in u["children"] if c["id"] == p), 0)
+                    (bucket.children or {}).get(p, Bucket()).seconds if bucket.children else 0
                     for p in columns
                 ]
-                for u in users
+                for _, _, _, bucket in rows
             ],
-            "totalSeconds": answer["totalSeconds"],
-            "totalHours": answer["totalHours"],
-            "includesRunning": answer["includesRunning"],
-            "dateRange": answer["dateRange"],
+            "totalSeconds": total.seconds,
+            "totalHours": hours(total.seconds),
+            "includesRunning": includes_running,
+            "dateRange": {"start": start.isoformat(), "end": end.isoformat()},
+            "coverage": coverage_of(coverage, start),
         }
 
 
@@ -655,3 +812,147 @@ def entry_filter(filters: Filters, names: Names) -> Callable[[dict[str, Any]], b
         return keep_cell(cell)
 
     return keep
+
+
+Grouped = tuple[Bucket, dict[str, Bucket], bool]  # total, groups (with children), any running
+
+
+def group_cells(
+    cells: Iterable[tuple[str | None, str, list[int], bool]],
+    levels: tuple[str, ...],
+    keep: Callable[[Cell], bool],
+    names: Names,
+) -> Grouped:
+    """Sum cells into the groups of `levels` (one or two), those `keep` lets through."""
+    total = Bucket()
+    groups: dict[str, Bucket] = {}
+    includes_running = False
+    for day, key, values, running in cells:
+        cell = parse_cell(key)
+        if not keep(cell):
+            continue
+        includes_running = includes_running or running
+        total.add(values, cell, running)
+        for first in _group_ids(levels[0], cell, day, names):
+            bucket = groups.get(first)
+            if bucket is None:
+                bucket = groups[first] = Bucket()
+            bucket.add(values, cell, running)
+            if len(levels) == 2:
+                if bucket.children is None:
+                    bucket.children = {}
+                for second in _group_ids(levels[1], cell, day, names):
+                    child = bucket.children.get(second)
+                    if child is None:
+                        child = bucket.children[second] = Bucket()
+                    child.add(values, cell, running)
+    return total, groups, includes_running
+
+
+def _merge_bucket(into: Bucket, part: Bucket) -> None:
+    into.seconds += part.seconds
+    into.billable_s += part.billable_s
+    into.running_s += part.running_s
+    for currency, value in part.earned.items():
+        into.earned[currency] = into.earned.get(currency, 0) + value
+    for currency, value in part.cost.items():
+        into.cost[currency] = into.cost.get(currency, 0) + value
+    if part.children is not None:
+        if into.children is None:
+            into.children = {}
+        for ident, child in part.children.items():
+            _merge_bucket(into.children.setdefault(ident, Bucket()), child)
+
+
+def _copy(bucket: Bucket) -> Bucket:
+    out = Bucket(
+        bucket.seconds, bucket.billable_s, dict(bucket.earned), dict(bucket.cost), bucket.running_s
+    )
+    if bucket.children is not None:
+        out.children = {ident: _copy(child) for ident, child in bucket.children.items()}
+    return out
+
+
+def overlay(base: Grouped, extra: Grouped) -> Grouped:
+    """`base` (cached, never changed) plus `extra`: only the groups `extra` touches are
+    copied, so a year's cached groups cost nothing to add a few days and timers to."""
+    base_total, base_groups, base_running = base
+    extra_total, extra_groups, extra_running = extra
+    if not extra_groups and extra_total.empty():
+        return base
+    total = _copy(base_total)
+    _merge_bucket(total, extra_total)
+    groups = dict(base_groups)
+    for ident, bucket in extra_groups.items():
+        held = groups.get(ident)
+        merged = _copy(held) if held is not None else Bucket()
+        _merge_bucket(merged, bucket)
+        groups[ident] = merged
+    return total, groups, base_running or extra_running
+
+
+def merge_grouped(parts: Iterable[Grouped]) -> Grouped:
+    """The sum of several parts' groups (new buckets: cached parts are never changed)."""
+    total = Bucket()
+    groups: dict[str, Bucket] = {}
+    includes_running = False
+    for part_total, part_groups, part_running in parts:
+        _merge_bucket(total, part_total)
+        for ident, bucket in part_groups.items():
+            _merge_bucket(groups.setdefault(ident, Bucket()), bucket)
+        includes_running = includes_running or part_running
+    return total, groups, includes_running
+
+
+def levels_of(query: tuple[Any, ...]) -> tuple[str, ...]:
+    levels: tuple[str, ...] = query[0]
+    return levels
+
+
+class MonthCache:
+    """The grouped answers of whole months, least recently used first out. A key holds the
+    month's version, so a changed month is simply not found (its old answers age out)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._items: OrderedDict[tuple[Any, ...], Grouped] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...]) -> Grouped | None:
+        found = self._items.get(key)
+        if found is not None:
+            self._items.move_to_end(key)
+        return found
+
+    def put(self, key: tuple[Any, ...], value: Grouped) -> None:
+        self._items[key] = value
+        self._items.move_to_end(key)
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+
+def _split(start: date, end: date) -> tuple[list[str], list[str]]:
+    """[start, end] as its whole months (YYYY-MM) and the days outside them."""
+    months: list[str] = []
+    days: list[str] = []
+    cursor = start
+    while cursor <= end:
+        month_end = _month_end(cursor)
+        if cursor.day == 1 and month_end <= end:
+            months.append(cursor.isoformat()[:7])
+            if month_end == date.max:
+                break
+            cursor = month_end + timedelta(days=1)
+        else:
+            days.append(cursor.isoformat())
+            if cursor == date.max:
+                break
+            cursor += timedelta(days=1)
+    return months, days
+
+
+def _month_days(month: str) -> list[str]:
+    first = date.fromisoformat(f"{month}-01")
+    return _days(first, _month_end(first))

@@ -14,6 +14,7 @@ import hmac
 import re
 import secrets
 import time
+from collections.abc import Awaitable
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 from typing import Any
@@ -25,7 +26,7 @@ from starlette.responses import Response
 from app.api import parse_range
 from app.config import Secret, Settings
 from app.errors import error_response, json_response
-from app.reports import NO_NAME, QueryError
+from app.reports import NO_NAME, Filters
 from app.store import TotalsStore
 from app.stream import Change, encode_sse
 
@@ -220,21 +221,13 @@ def preset_range(preset: str, today: date, week_start_index: int) -> tuple[date,
 
 
 class ShareReport:
-    """The client report behind a share link, computed from the same day totals as the wall:
-    totals per project and per week, the entries, and the entries' days and tasks."""
+    """The client report behind a share link, computed from the same totals as the reports:
+    totals per project, task, week and day, and the entries (time and earned money only)."""
 
     def __init__(self, settings: Settings, store: TotalsStore, entry_limit: int = 5000) -> None:
         self.settings = settings
         self.store = store
         self.entry_limit = entry_limit  # entries listed; totals are never cut
-
-    async def _project_groups(
-        self, scope: ShareScope, wanted: set[str], start: date, end: date
-    ) -> list[dict[str, Any]]:
-        summary = await self.store.read_summary(
-            scope.workspace, start, end, "PROJECT", include_running=not scope.no_running
-        )
-        return [g for g in summary["groups"] if g["id"] in wanted]
 
     async def read(self, scope: ShareScope, start: date, end: date) -> dict[str, Any]:
         ws = scope.workspace
@@ -246,27 +239,32 @@ class ShareReport:
             wanted = {pid for pid, rec in projects.items() if rec.get("clientId") == scope.id}
             clients = await self.store.read_names(ws, "client")
             title = clients.get(scope.id, {}).get("name") or scope.id
+        # Every number comes from the totals through the reports' own project filter, so none
+        # depends on how many entries are listed; only the entry list stops at entry_limit.
+        scoped = Filters(projects=frozenset(wanted))
+        running = not scope.no_running
         weeks = _weeks(start, end, self.store.week_start_index)
-        groups, *week_groups = await asyncio.gather(
-            self._project_groups(scope, wanted, start, end),
-            *(self._project_groups(scope, wanted, a, b) for _, a, b in weeks),
+
+        def summary(a: date, b: date, levels: tuple[str, ...]) -> Awaitable[dict[str, Any]]:
+            return self.store.read_summary(ws, a, b, levels, running, scoped)
+
+        by_task, by_day, *by_week = await asyncio.gather(
+            summary(start, end, ("PROJECT", "TASK")),
+            summary(start, end, ("DATE",)),
+            *(summary(a, b, ("PROJECT",)) for _, a, b in weeks),
         )
-        task_of: dict[str, str | None] = {}
 
         def keep(state: dict[str, Any]) -> bool:
             if state.get("projectId") not in wanted:
                 return False
-            if scope.no_running and state.get("end") is None:
-                return False
-            # The listed entries do not carry their task: note it while the state is at hand.
-            task_of[state["id"]] = state.get("taskId")
-            return True
+            return not (scope.no_running and state.get("end") is None)
 
         # Scoped before the limit: the rest of the workspace never crowds the scope out.
         entries_all = await self.store.read_entries(ws, start, end, self.entry_limit, keep=keep)
         listed = [
             e for e in entries_all["entries"] if e["project"] and e["project"]["id"] in wanted
         ]
+        money = not scope.hide_amounts
         entries = [
             {
                 "day": e["day"],
@@ -277,29 +275,53 @@ class ShareReport:
                 "description": e["description"],
                 "billable": e["billable"],
                 "project": e["project"],
+                "task": e["task"]["name"] if e["task"] else None,
                 "user": e["user"]["name"],
                 **(
-                    {}
-                    if scope.hide_amounts
-                    else {"billableAmount": e["billableAmount"], "currency": e["currency"]}
+                    {"billableAmount": e["billableAmount"], "currency": e["currency"]}
+                    if money
+                    else {}
                 ),
             }
             for e in listed
         ]
-        tasks = _task_totals(listed, task_of, await self.store.read_names(ws, "task"))
-        totals = _sum_groups(groups)
+        task_names = await self.store.read_names(ws, "task")
+        tasks = []
+        for project in by_task["groups"]:
+            for task in project["children"]:
+                if task["id"] is None:
+                    name = NO_NAME["TASK"]
+                else:  # a task known by its id only (a poll row) has no name to show yet
+                    name = task_names.get(task["id"], {}).get("name") or "Unnamed task"
+                tasks.append(
+                    {
+                        "id": task["id"],
+                        "name": name,
+                        "project": {"id": project["id"], "name": project["name"]},
+                    }
+                    | _client_view(task, money)
+                )
+        # Named tasks first, largest first; the time without a task last.
+        tasks.sort(key=lambda r: (r["id"] is None, -r["totalSeconds"], str(r["name"]).lower()))
+        groups = [
+            {k: g[k] for k in ("id", "name", "color") if k in g} | _client_view(g, money)
+            for g in by_task["groups"]
+        ]
         week_rows = [
             {"weekStart": week_start.isoformat(), "start": a.isoformat(), "end": b.isoformat()}
-            | _sum_groups(found)
-            for (week_start, a, b), found in zip(weeks, week_groups, strict=True)
+            | _client_view(found, money)
+            for (week_start, a, b), found in zip(weeks, by_week, strict=True)
         ]
-        if scope.hide_amounts:
-            for row in (totals, *groups, *week_rows, *tasks):
-                for key in ("billableAmount", "currency", "amounts"):
-                    row.pop(key, None)
-        days: dict[str, int] = {}
-        for e in entries:
-            days[e["day"]] = days.get(e["day"], 0) + e["durationSeconds"]
+        daily = [
+            {
+                "day": g["id"],
+                "totalSeconds": g["totalSeconds"],
+                "billableSeconds": g["billableSeconds"],
+            }
+            for g in by_day["groups"]
+        ]
+        totals = _client_view(by_task, money)
+        coverage = by_task.get("coverage") or {}
         return {
             "scope": {"kind": scope.kind, "name": title},
             "sender": scope.sender or None,
@@ -310,10 +332,18 @@ class ShareReport:
             "projects": groups,
             "weeks": week_rows,
             "tasks": tasks,
-            "days": [{"day": d, "totalSeconds": s} for d, s in sorted(days.items())],
+            # `days`: the days with time; `daily`: every day of the range (the chart's bars).
+            "days": [
+                {"day": d["day"], "totalSeconds": d["totalSeconds"]}
+                for d in daily
+                if d["totalSeconds"]
+            ],
+            "daily": daily,
             "entries": entries,
             "includesRunning": any(e["running"] for e in entries) or totals["runningSeconds"] > 0,
             "truncated": entries_all["truncated"],
+            # Whether the range reaches before the data clockwall holds (the page says so).
+            "coverage": {"from": coverage.get("from"), "complete": coverage.get("complete", True)},
             **totals,
         }
 
@@ -327,11 +357,8 @@ class ShareReport:
             today = self.store.today()
             preset = default_preset(scope, today)
             start, end = preset_range(preset, today, self.store.week_start_index)
-        else:
-            try:
-                start, end = parse_range(params, self.store)
-            except QueryError as exc:
-                return error_response(400, str(exc), "fix the query parameter and retry")
+        else:  # a malformed range raises QueryError: a 400 (app.api.EXCEPTION_HANDLERS)
+            start, end = parse_range(params, self.store)
         return json_response({**await self.read(scope, start, end), "preset": preset})
 
 
@@ -345,62 +372,15 @@ def _weeks(start: date, end: date, week_start_index: int) -> list[tuple[date, da
     return out
 
 
-def _sum_groups(groups: list[dict[str, Any]]) -> dict[str, Any]:
-    """The totals of several summary groups (amounts summed per currency in minor units)."""
-    amounts: dict[str, int] = {}
-    for g in groups:
-        for item in g.get("amounts", []):
-            minor = round(item["amount"] * 100)
-            amounts[item["currency"]] = amounts.get(item["currency"], 0) + minor
-    return {
-        "totalSeconds": sum(g["totalSeconds"] for g in groups),
-        "billableSeconds": sum(g["billableSeconds"] for g in groups),
-        "runningSeconds": sum(g.get("runningSeconds", 0) for g in groups),
-        "amounts": [{"currency": c, "amount": v / 100} for c, v in sorted(amounts.items()) if v],
-    }
+# What a client may see of a summary row: time, and earned money unless the link hides it.
+# Never cost or profit (a freelancer's own rates), so the fields are listed, not filtered out.
+_TIME_FIELDS = ("totalSeconds", "totalHours", "billableSeconds", "runningSeconds")
+_MONEY_FIELDS = ("billableAmount", "currency", "amounts")
 
 
-def _task_totals(
-    entries: list[dict[str, Any]],
-    task_of: dict[str, str | None],
-    names: dict[str, dict[str, Any]],
-) -> list[dict[str, Any]]:
-    """Per-task totals of the listed entries; a task the store has no name for yet (a poll
-    row carries only its id) is "Unnamed task", entries without one are "(Without task)"."""
-    rows: dict[tuple[str | None, str | None], dict[str, Any]] = {}
-    for e in entries:
-        task_id = task_of.get(e["id"])
-        project = e["project"] or {}
-        key = (task_id, project.get("id"))
-        row = rows.get(key)
-        if row is None:
-            name = (names.get(task_id, {}).get("name") or "Unnamed task") if task_id else None
-            row = rows[key] = {
-                "id": task_id,
-                "name": name or "(Without task)",
-                "project": {"id": project.get("id"), "name": project.get("name")},
-                "totalSeconds": 0,
-                "billableSeconds": 0,
-                "runningSeconds": 0,
-                "minor": {},
-            }
-        seconds = e["durationSeconds"]
-        row["totalSeconds"] += seconds
-        if e["billable"]:
-            row["billableSeconds"] += seconds
-        if e["running"]:
-            row["runningSeconds"] += seconds
-        if e["currency"]:
-            minor = round(e["billableAmount"] * 100)
-            row["minor"][e["currency"]] = row["minor"].get(e["currency"], 0) + minor
-    out = []
-    for row in rows.values():
-        minor = row.pop("minor")
-        row["amounts"] = [{"currency": c, "amount": v / 100} for c, v in sorted(minor.items())]
-        out.append(row)
-    # Named tasks first, largest first; the entries without a task last.
-    out.sort(key=lambda r: (r["id"] is None, -r["totalSeconds"], str(r["name"]).lower()))
-    return out
+def _client_view(row: dict[str, Any], money: bool) -> dict[str, Any]:
+    fields = _TIME_FIELDS + _MONEY_FIELDS if money else _TIME_FIELDS
+    return {k: row[k] for k in fields}
 
 
 class ScopedChanges:

@@ -17,6 +17,7 @@ import orjson
 
 from app import keys
 from app.projection import split_field
+from app.reports import coverage_of
 from app.store import Generations, ProgressPlan, TotalsStore
 from app.stream import ChangeHub, _decode_change, _text
 
@@ -54,7 +55,7 @@ async def read_snapshot(
     def feed_read(pipe: Any) -> None:
         pipe.xrevrange(keys.changes(ws), count=FEED_LENGTH)
 
-    gens, results, names, running = await store.reports.read(ws, plan, feed_read)
+    gens, results, names, running, coverage = await store.reports.read(ws, plan, feed_read)
     # Every day of the range, those without totals too (later changes land on them).
     totals = {day: _fold_day(fields) for day, fields in zip(days, results, strict=False)}
     progress_results = results[len(days) : len(days) + len(plans[-1].hashes)]
@@ -76,6 +77,7 @@ async def read_snapshot(
         "range": {"start": start.isoformat(), "end": end.isoformat()},
         "days": totals,
         "rounding": {"mode": rounding[0], "minutes": rounding[1]} if rounding else None,
+        "coverage": coverage_of(coverage, start),
         "running": running,
         "names": {kind: names.raw.get(kind, {}) for kind in NAME_KINDS},
         "feed": feed,

@@ -32,7 +32,7 @@ from app import keys
 from app.models import RESET_OPTIONS, Named, TimeEntry, parse_instant
 from app.pipe import ScriptPipe
 from app.projection import NONE, Basis, contribution, minor_of_exact, split_field
-from app.reports import Filters, Reports, entry_filter
+from app.reports import Filters, Reports, coverage_of, entry_filter
 
 Clock = Callable[[], datetime]
 STORE_DEADLINE_S = 5.0  # the longest a write waits for Redis
@@ -562,7 +562,7 @@ class TotalsStore:
             plans.append(self.progress_plan(ws, gens.gen))
             return plans[-1].hashes
 
-        _gens, results, names, running = await self.reports.read(ws, plan_of)
+        _gens, results, names, running, _ = await self.reports.read(ws, plan_of)
         progress = self.fold_progress(
             plans[-1],
             names.raw.get("project", {}),
@@ -589,7 +589,7 @@ class TotalsStore:
         state) scopes them before the limit, so a scoped reader never loses its own entries
         to the rest of the workspace. `truncated` says when the limit cut the list."""
         days = self.days(start, end)
-        gens, _, names, _running = await self.reports.read(ws, lambda gens: [])
+        gens, _, names, _running, coverage = await self.reports.read(ws, lambda gens: [])
         states = await self.reports.entry_states(ws, gens, days)
         wanted = entry_filter(filters, names) if filters is not None else None
         now = self.clock()
@@ -671,6 +671,7 @@ class TotalsStore:
             "totalSeconds": sum(e["durationSeconds"] for e in entries),
             "includesRunning": any(e["running"] for e in entries),
             "dateRange": {"start": start.isoformat(), "end": end.isoformat()},
+            "coverage": coverage_of(coverage, start),
         }
 
     async def read_last_change_id(self, ws: str) -> str:

@@ -8,6 +8,7 @@ the store cannot apply for another reason answers 500 and says why.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -22,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 from app.compat import body_is_in
 from app.config import Settings
 from app.errors import JSONAnswer, error_answer, json_answer
+from app.importer import note_first_webhook
 from app.metrics import Metrics
 from app.models import (
     Named,
@@ -136,6 +138,11 @@ class WebhookEndpoint:
         self._counters: dict[tuple[str, str], Any] = {}
         self.rates = RatesMarker(store.redis)
         self._rates_warned = False
+        # Webhook-only mode (no poller backfills): the first delivery applied marks the day the
+        # data is complete from (coverage `from`), once per workspace and process.
+        polls = bool(settings.api_key) and settings.effective_mode in ("poll", "hybrid")
+        self._coverage_pending = not polls
+        self._covered: set[str] = set()
 
     def _count(self, event: str, outcome: str) -> None:
         # labels() hashes its arguments and takes a lock on every call: keep the children.
@@ -372,9 +379,25 @@ class WebhookEndpoint:
             self.metrics.apply_seconds.observe(time.perf_counter() - started)
         for result in results:
             self._count(event, "accepted" if result.changed else result.outcome)
+        if self._coverage_pending:
+            await self._note_coverage(
+                {t.workspace_id if isinstance(t, TimeEntry) else t[0] for t in parsed}
+            )
         if len(results) == 1:
             return json_answer({"outcome": results[0].outcome, "changeId": results[0].stream_id})
         return json_answer({"outcomes": [r.outcome for r in results]})
+
+    async def _note_coverage(self, workspaces: set[str]) -> None:
+        """The first entry delivery applied in webhook-only mode: the data is complete from
+        today (HSETNX: an earlier `from`, or another process's, stays). After one success per
+        workspace this process never asks Redis again."""
+        for ws in workspaces - self._covered:
+            with contextlib.suppress(RedisError, OSError, TimeoutError):
+                async with asyncio.timeout(STORE_DEADLINE_S):
+                    await note_first_webhook(self.store.redis, ws, self.store.today())
+                self._covered.add(ws)
+        if len(self._covered) >= max(1, len(self.settings.workspace_ids)):
+            self._coverage_pending = False
 
     async def _names(self, event: str, payload: Any, bound: str | None) -> JSONAnswer:
         kind = NAME_EVENTS[event]

@@ -55,6 +55,25 @@ def redis_cpu_s() -> float:
     return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
+def script_time() -> tuple[int, int]:
+    """(EVALSHA calls, microseconds spent in them) since the last CONFIG RESETSTAT: Redis's
+    own time per script call (INFO commandstats), the commands inside it included."""
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        stats = client.info("commandstats").get("cmdstat_evalsha", {})
+    finally:
+        client.close()
+    return int(stats.get("calls", 0)), int(stats.get("usec", 0))
+
+
+def reset_stats() -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        client.config_resetstat()
+    finally:
+        client.close()
+
+
 # The server under test -----------------------------------------------------------------------
 def process_cpu_s(pid: int) -> float:
     """utime + stime of another process, from /proc (Linux)."""
@@ -139,6 +158,8 @@ class Team:
     projects: list[Project]
     clients: list[Client]
     tags: list[Tag]
+    # user id -> the projects that person books on (empty: anyone books on any project)
+    focus: dict[str, list[Project]] = field(default_factory=dict)
 
 
 FIRST = ("Ada", "Linus", "Grace", "Ken", "Barbara", "Dennis", "Margaret", "Guido", "Radia", "Tim")
@@ -147,8 +168,14 @@ WORDS = ("Website", "Mobile app", "Audit", "Migration", "Support", "Design", "Re
 
 
 def make_team(
-    rng: random.Random, users: int = 200, projects: int = 50, clients: int = 10, tags: int = 12
+    rng: random.Random,
+    users: int = 200,
+    projects: int = 50,
+    clients: int = 10,
+    tags: int = 12,
+    focus: int = 0,
 ) -> Team:
+    """`focus`: each person books on that many projects (their team's), not on all of them."""
     client_list = [
         Client(object_id(rng), f"Client {i:02d} GmbH", CURRENCIES[i % len(CURRENCIES)])
         for i in range(clients)
@@ -172,7 +199,8 @@ def make_team(
         for i in range(users)
     ]
     tag_list = [Tag(object_id(rng), f"tag-{i:02d}") for i in range(tags)]
-    return Team(user_list, project_list, client_list, tag_list)
+    chosen = {u.id: rng.sample(project_list, focus) for u in user_list} if focus else {}
+    return Team(user_list, project_list, client_list, tag_list, chosen)
 
 
 @dataclass(frozen=True)
@@ -203,14 +231,16 @@ def make_entry(
     rng: random.Random, team: Team, entry_id: str, first_day: datetime, days: int
 ) -> Entry:
     """A stopped entry starting within `days` days from `first_day` (UTC), 5 min to 4 h long."""
-    project = rng.choice(team.projects) if rng.random() > 0.05 else None
+    user = rng.choice(team.users)
+    own = team.focus.get(user.id) or team.projects
+    project = rng.choice(own) if rng.random() > 0.05 else None
     n_tags = rng.choices((0, 1, 2), weights=(5, 4, 1))[0]
     start = first_day + timedelta(
         days=rng.randrange(days), hours=rng.randrange(6, 18), minutes=rng.randrange(60)
     )
     return Entry(
         id=entry_id,
-        user=rng.choice(team.users),
+        user=user,
         project=project,
         tags=tuple(rng.sample(team.tags, n_tags)),
         start=start,

@@ -31,8 +31,10 @@ from bench.common import (
     percentile,
     print_table,
     redis_cpu_s,
+    reset_stats,
     row,
     run_load,
+    script_time,
     webhook_request,
 )
 from bench.serve_target import FLOOR_KEY, LOOP
@@ -85,6 +87,8 @@ class Measured:
     results: list[LoadResult]
     server_cpu_s: float
     redis_cpu_s: float
+    script_calls: int = 0
+    script_us: int = 0
 
     @property
     def completed(self) -> int:
@@ -120,11 +124,15 @@ async def _measure_one(
     client: str,
     into: Measured,
 ) -> LoadResult:
+    reset_stats()  # only this server runs now: its scripts are all that INFO counts
     cpu0, rcpu0 = server.cpu_s(), redis_cpu_s()
     requests = [o.request for o in ops]
     result = await run_load(server.base_url, requests, concurrency, seconds, client)
     into.server_cpu_s += server.cpu_s() - cpu0
     into.redis_cpu_s += redis_cpu_s() - rcpu0
+    calls, usec = script_time()
+    into.script_calls += calls
+    into.script_us += usec
     into.results.append(result)
     return result
 
@@ -285,6 +293,13 @@ async def measure(
             clockwall.per_request_us(clockwall.redis_cpu_s),
             floor.per_request_us(floor.redis_cpu_s),
             "",
+            "us",
+        ),
+        row(
+            "Redis time per applied entry (INFO commandstats, EVALSHA)",
+            clockwall.script_us / max(1, clockwall.script_calls),
+            floor.script_us / max(1, floor.script_calls),
+            "<= 30",
             "us",
         ),
         row(

@@ -26,11 +26,10 @@ import httpx
 from redis.asyncio import Redis
 
 from app.budget import RequestBudget
-from app.clockify import ClockifyClient
-from app.config import Secret
 from app.metrics import Metrics
 from app.poller import Poller
 from app.sim import ManualClock, SimulatedWorkspace
+from app.sim.server import client_for as sim_client
 from app.sim.server import run_simulator
 from app.store import TotalsStore
 from bench.common import REDIS_URL, print_table, row
@@ -87,15 +86,7 @@ async def measure(
     budget = RequestBudget(redis, sim.id, budget_per_hour, clock=clock)
     try:
         async with run_simulator(sim) as url, httpx.AsyncClient() as http:
-            client = ClockifyClient(
-                Secret(sim.api_key),
-                budget=budget,
-                api_url=f"{url}/api/v1",
-                reports_url=f"{url}/reports/v1",
-                http=http,
-                sleep=sleep,
-                rng=random.Random(3),
-            )
+            client = sim_client(sim, http, url, budget, sleep)
             poller = Poller(
                 sim.id,
                 client,

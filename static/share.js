@@ -2,9 +2,12 @@
 // money. Everything comes from /api/share/report, which the server scopes to the link; the
 // scoped /events stream only says which days changed, and the page refetches. The link's
 // expiry is kept by the page's clock: at that moment the stream is closed and the page says so.
+// Charts (plain SVG, charts.js): hours per day, billable and not, and the share of each project
+// (a client's link) or task (a project's link).
 
 import { LiveStream, debounce, dot, fill, fmtApiAmounts, fmtDay, fmtHM, fmtRange, h, params } from "./common.js";
 import { presetRange } from "./report.js";
+import { dailyChart, shareChart } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
 const PRESETS = ["this-month", "last-month", "this-week", "last-week", "custom"];
@@ -75,6 +78,17 @@ function render(data) {
   for (const cell of document.querySelectorAll(".amount-col")) cell.hidden = hide;
   if (!hide) $("total-amount").textContent = fmtApiAmounts(data.amounts) || "–";
 
+  // A range before the data clockwall holds would read as zeros: say so, in the client's terms.
+  const coverage = data.coverage;
+  const short = Boolean(coverage) && coverage.complete === false;
+  $("coverage").hidden = !short;
+  if (short) {
+    const who = data.sender || "the sender";
+    const from = coverage.from ? fmtDay(coverage.from, { month: "short", day: "numeric", year: "numeric" }) : null;
+    $("coverage").textContent = from
+      ? `Hours before ${from} are not in this report yet, so totals that reach before it are short; ask ${who} to add them.`
+      : `The hours of this range may not all be in this report yet; ask ${who} to add them.`;
+  }
   const running = $("running-note");
   running.hidden = !(data.includesRunning || data.excludesRunning);
   running.textContent = data.excludesRunning
@@ -102,6 +116,7 @@ function render(data) {
       totalsRow(t.name, t, hide, client && t.project?.name ? h("span", { class: "sub", text: t.project.name }) : null),
     ),
   );
+  renderCharts(data, client);
   for (const cell of document.querySelectorAll(".project-col")) cell.hidden = !client;
   fill(
     $("entries"),
@@ -112,7 +127,7 @@ function render(data) {
             { class: e.running ? "running" : null },
             h("td", { class: "when", text: fmtDay(e.day, { weekday: "short", month: "short", day: "numeric" }) }),
             client ? h("td", { class: "proj" }, dot((e.project && e.project.color) || ""), e.project ? e.project.name : "") : null,
-            h("td", { class: "desc", text: e.description || "" }),
+            h("td", { class: "desc" }, e.description || "", e.task ? h("span", { class: "sub", text: e.task }) : null),
             h("td", { class: "who", text: e.user }),
             h(
               "td",
@@ -126,16 +141,41 @@ function render(data) {
   );
   const notes = [];
   if (data.truncated) {
-    notes.push(
-      `The list is cut at ${data.entries.length} entries; the totals above include every entry. ` +
-        "The task totals count the listed entries only.",
-    );
+    notes.push(`The list is cut at ${data.entries.length} entries; the totals above include every entry.`);
   }
   $("note").textContent = notes.join(" ");
   const foot = [];
   if (data.sender) foot.push(`Report shared by ${data.sender}.`);
   foot.push(`This link works until ${fmtWhen(data.expiresAt)}.`);
   $("foot").textContent = foot.join(" ");
+}
+
+/** Hours per day (billable and not), and the share of each project or task. */
+function renderCharts(data, client) {
+  const daily = data.daily || [];
+  dailyChart($("chart-daily"), {
+    days: daily.map((d) => d.day),
+    series: [
+      { key: "billable", label: "Billable", values: daily.map((d) => d.billableSeconds) },
+      { key: "non-billable", label: "Non-billable", color: "#9aa5b4", pattern: 1, values: daily.map((d) => d.totalSeconds - d.billableSeconds) },
+    ],
+    title: "Hours per day",
+    fmt: fmtHM,
+  });
+  // A client's projects, or a project's tasks; one slice alone says nothing: no chart then.
+  const items = (client ? data.projects : data.tasks || [])
+    .filter((it) => it.totalSeconds > 0)
+    .map((it, i) => ({
+      key: `${it.id ?? "none"}|${it.project?.id ?? ""}|${i}`,
+      label: it.name,
+      color: client ? it.color : null,
+      seconds: it.totalSeconds,
+    }));
+  const title = client ? "Share by project" : "Share by task";
+  $("chart-share-title").textContent = title;
+  $("chart-share").closest("figure").hidden = items.length < 2;
+  if (items.length >= 2) shareChart($("chart-share"), { items, title, fmt: fmtHM });
+  else fill($("chart-share"));
 }
 
 function showControls() {
@@ -217,6 +257,7 @@ for (const input of [$("start"), $("end")]) {
     if (state.custom.start && state.custom.end && state.custom.start <= state.custom.end) refetch();
   });
 }
+$("print").addEventListener("click", () => window.print());
 $("retry").addEventListener("click", () => {
   if (!state.expired) stream.restart();
   refetch();

@@ -9,6 +9,7 @@ detailed rows (`_id`, integer-second duration) and the name events.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -461,3 +462,12 @@ async def post_webhook(
         headers["clockify-signature"] = token
     content = body if isinstance(body, bytes) else orjson.dumps(body)
     return await client.post(WEBHOOK_PATH, content=content, headers=headers)
+
+
+def utc(*args: int) -> datetime:
+    return datetime(*args, tzinfo=UTC)  # type: ignore[misc, arg-type]
+
+
+def hm(seconds: int) -> str:
+    """Seconds as h:mm, minutes cut (the wall's way)."""
+    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}"

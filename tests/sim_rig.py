@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import contextlib
-import random
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -13,12 +12,12 @@ import httpx
 from redis.asyncio import Redis
 
 from app.budget import RequestBudget
-from app.clockify import ClockifyClient
-from app.config import Secret, Settings
+from app.config import Settings
 from app.main import create_app
 from app.metrics import Metrics
 from app.poller import Poller
 from app.sim import ManualClock, SimulatedWorkspace, WebhookSender, create_simulator_app
+from app.sim.server import client_for as sim_client
 from app.store import TotalsStore
 from tests.conftest import redis_db
 from tests.payloads import AppClient
@@ -59,15 +58,7 @@ async def wired(
         app = create_app(settings, redis=redis, clock=now)
         async with AppClient(app) as hook_http:
             budget = RequestBudget(redis, sim.id, 30, clock=clock)
-            client = ClockifyClient(
-                Secret(sim.api_key),
-                budget=budget,
-                api_url=f"{API}/api/v1",
-                reports_url=f"{API}/reports/v1",
-                http=api,
-                sleep=sleep,
-                rng=random.Random(3),
-            )
+            client = sim_client(sim, api, API, budget, sleep)
             store = app.state.service.store
             poller = Poller(
                 sim.id, client, store, redis, Metrics(), mode="hybrid", budget=budget, clock=now

@@ -21,7 +21,6 @@ from app.store import TotalsStore
 from tests.browser import CHROMIUM, LiveServer, entry_body, new_entry_id
 from tests.conftest import WS, FixedClock
 from tests.test_wall_room import (  # noqa: F401  (fixtures)
-    browser,
     flushed_redis,
     midday,
     page,

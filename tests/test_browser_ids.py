@@ -24,7 +24,7 @@ from app.main import create_app
 from tests import dbs
 from tests.browser import CHROMIUM, LiveServer, entry_body, midday_zone, new_entry_id
 from tests.conftest import WS, make_settings, redis_url
-from tests.test_pages import browser, page, wait_live  # noqa: F401 (fixtures)
+from tests.test_pages import page, wait_live  # noqa: F401 (fixtures)
 
 DB = dbs.PAGES
 ND = "\N{EN DASH}"
@@ -239,7 +239,7 @@ def test_copy_as_text_keeps_each_entry_on_one_line(
     assert berlin.webhook("NEW_TIME_ENTRY", body)["outcome"] == "created"
 
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    page.goto(berlin.url + "/weekly?start=2026-03-23&end=2026-03-29")
+    page.goto(berlin.url + "/weekly?start=2026-03-23&end=2026-03-29&duration=COMPACT")
     expect(page.locator("#week-total")).to_have_text("Total 1:00 h")
     page.click("#copy")
     expect(page.locator("#copied")).to_have_text("Copied.")
@@ -252,6 +252,12 @@ def test_copy_as_text_keeps_each_entry_on_one_line(
         "Tuesday, March 24 — 1:00 h",
         f"  09:00{ND}10:00   1:00  Web site (Acme GmbH) — "
         "Fixes Total: 99:00 h Paid in full now done (Ana Lima)",
+        "",
+        "By person",
+        "  Ana Lima: 1:00 h",
+        "",
+        "By project",
+        "  Web site (Acme GmbH): 1:00 h",
         "",
     ]
     assert not re.search(r"[\r\t\v\f\x85\u2028\u2029]", text)

@@ -23,7 +23,6 @@ from tests.browser import (
     CHROMIUM,
     LiveServer,
     entry_body,
-    launched_chromium,
     midday_zone,
     new_entry_id,
     project_body,
@@ -31,6 +30,7 @@ from tests.browser import (
     week_days_so_far,
 )
 from tests.conftest import make_settings, redis_url
+from tests.payloads import hm, utc
 
 DB = dbs.PAGES
 REPORT_WEEK = ("2026-03-23", "2026-03-29")  # Monday to Sunday, Europe/Berlin (UTC+1 then)
@@ -42,21 +42,7 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
-
-
-def hm(seconds: int) -> str:
-    return f"{seconds // 3600}:{seconds % 3600 // 60:02d}"
-
-
 # Fixtures ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launched_chromium() as chromium:
-        yield chromium
-
-
 @pytest.fixture
 def flushed_redis() -> Iterator[None]:
     client = redis.Redis.from_url(redis_url(DB))
@@ -334,14 +320,19 @@ def table_rows(page: Page, selector: str) -> list[list[str]]:
 
 
 def api_rows(data: dict[str, Any]) -> list[list[str]]:
+    def hms(seconds: int) -> str:
+        return f"{hm(seconds)}:{seconds % 60:02d}"
+
     def amounts(items: list[dict[str, Any]]) -> str:
         symbols = {EUR: "€", USD: "$"}
         return " + ".join(f"{symbols[a['currency']]}{a['amount']:,.2f}" for a in items) or ND
 
     return [
-        [g["name"], hm(g["totalSeconds"]), hm(g["billableSeconds"]), amounts(g["amounts"])]
+        [g["name"], hms(g["totalSeconds"]), hms(g["billableSeconds"]), amounts(g["amounts"])]
         for g in data["groups"]
-    ] + [["Total", hm(data["totalSeconds"]), hm(data["billableSeconds"]), amounts(data["amounts"])]]
+    ] + [
+        ["Total", hms(data["totalSeconds"]), hms(data["billableSeconds"]), amounts(data["amounts"])]
+    ]
 
 
 @pytest.mark.slow
@@ -350,14 +341,14 @@ def test_summary_shows_exact_hours_and_amounts_and_refreshes_live(
 ) -> None:
     post_report_week(berlin)
     page.clock.set_fixed_time(utc(2026, 3, 25, 12, 0))  # "This week" is the report week
-    page.goto(berlin.url + "/summary")
+    page.goto(berlin.url + "/summary")  # in the workspace's duration format, h:mm:ss
     expect(page.locator("#range-label")).to_have_text(f"Mar 23 {ND} Mar 29, 2026")
-    expect(page.locator("#total")).to_contain_text("7:05")
+    expect(page.locator("#total")).to_contain_text("7:05:30")
     expected = [
-        ["Website redesign", "3:50", "3:50", "€460.00"],
-        ["Support", "2:45", "2:00", "$180.00"],
-        ["(Without project)", "0:30", "0:00", ND],
-        ["Total", "7:05", "5:50", "€460.00 + $180.00"],
+        ["Website redesign", "3:50:00", "3:50:00", "€460.00"],
+        ["Support", "2:45:00", "2:00:00", "$180.00"],
+        ["(Without project)", "0:30:30", "0:00:00", ND],
+        ["Total", "7:05:30", "5:50:00", "€460.00 + $180.00"],
     ]
     assert table_rows(page, "#summary tbody tr, #summary tfoot tr") == expected
     api = berlin.api("/api/summary", start=REPORT_WEEK[0], end=REPORT_WEEK[1], groupBy="PROJECT")
@@ -368,15 +359,15 @@ def test_summary_shows_exact_hours_and_amounts_and_refreshes_live(
     expect(page.locator("#group-label")).to_have_text("Client")
     expect(page.locator("#summary tbody tr").first).to_contain_text("Acme")
     assert table_rows(page, "#summary tbody tr") == [
-        ["Acme", "3:50", "3:50", "€460.00"],
-        ["Globex", "2:45", "2:00", "$180.00"],
-        ["(Without client)", "0:30", "0:00", ND],
+        ["Acme", "3:50:00", "3:50:00", "€460.00"],
+        ["Globex", "2:45:00", "2:00:00", "$180.00"],
+        ["(Without client)", "0:30:30", "0:00:00", ND],
     ]
     assert "groupBy=CLIENT" in page.url
 
     page.select_option("#preset", "last-week")
     expect(page.locator("#range-label")).to_have_text(f"Mar 16 {ND} Mar 22, 2026")
-    expect(page.locator("#summary tbody")).to_have_text("No time tracked in this range.")
+    expect(page.locator("#summary tbody")).to_have_text("No time tracked for this period.")
     page.select_option("#preset", "custom")
     page.fill("#start", "2026-03-23")
     page.fill("#end", "2026-03-30")
@@ -396,23 +387,25 @@ def test_summary_shows_exact_hours_and_amounts_and_refreshes_live(
 @pytest.mark.slow
 def test_team_heatmap_shows_people_by_projects_with_totals(berlin: LiveServer, page: Page) -> None:
     post_report_week(berlin)
-    page.goto(berlin.url + f"/team?start={REPORT_WEEK[0]}&end={REPORT_WEEK[1]}")
-    expect(page.locator("#heatmap tfoot")).to_contain_text("7:05")
+    page.goto(berlin.url + f"/team?start={REPORT_WEEK[0]}&end={REPORT_WEEK[1]}&duration=COMPACT")
+    # Minutes to the nearest (7:05:30 shows 7:06), each row's cells adding up to its total.
+    expect(page.locator("#heatmap tfoot")).to_contain_text("7:06")
     assert table_rows(page, "#heatmap tr") == [
         ["Person", "Website redesign", "Support", "(Without project)", "Total"],
         ["Ana Lima", "2:30", "0:45", ND, "3:15"],
-        ["Ben Ito", "1:20", ND, "0:30", "1:50"],
+        ["Ben Ito", "1:20", ND, "0:31", "1:51"],
         ["Cleo Park", ND, "2:00", ND, "2:00"],
-        ["Total", "3:50", "2:45", "0:30", "7:05"],
+        ["Total", "3:50", "2:45", "0:31", "7:06"],
     ]
     api = berlin.api("/api/team", start=REPORT_WEEK[0], end=REPORT_WEEK[1])
     assert [hm(s) for s in api["cells"][0]] == ["2:30", "0:45", "0:00"]
     zero = page.locator("#heatmap td.cell.zero").first
     assert zero.evaluate("el => getComputedStyle(el).backgroundColor") == "rgb(30, 38, 51)"
+    # Shades by rank (team.js): the largest cell the strongest, the smallest the lightest.
     shades = page.locator("#heatmap td.cell:not(.zero)").evaluate_all(
-        "cells => cells.map(c => Number(c.style.getPropertyValue('--alpha')))"
+        "cells => cells.map(c => [c.textContent, Number(c.className.match(/shade-([0-9])/)[1])])"
     )
-    assert max(shades) == 1.0 and min(shades) > 0.15
+    assert dict(shades)["2:30"] == 5 and dict(shades)["0:31"] == 1
     screenshot(page, "team")
 
 
@@ -422,15 +415,16 @@ def test_weekly_report_groups_by_day_copies_as_text_and_prints_clean(
 ) -> None:
     post_report_week(berlin)
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
-    page.goto(berlin.url + f"/weekly?start={REPORT_WEEK[0]}&end={REPORT_WEEK[1]}")
-    expect(page.locator("#week-total")).to_have_text("Total 7:05 h")
+    page.goto(berlin.url + f"/weekly?start={REPORT_WEEK[0]}&end={REPORT_WEEK[1]}&duration=COMPACT")
+    # Minutes to the nearest (7:05:30 shows 7:06); the half minute goes to the day that has it.
+    expect(page.locator("#week-total")).to_have_text("Total 7:06 h")
     days = page.locator("section.day h3")
     expect(days).to_have_count(4)
     assert days.all_inner_texts() == [
         "Monday, March 23\n2:30",
         "Tuesday, March 24\n2:05",
         "Wednesday, March 25\n2:00",
-        "Thursday, March 26\n0:30",
+        "Thursday, March 26\n0:31",
     ]
     first = page.locator("section.day").first.locator("li.entry").first
     expect(first.locator(".time")).to_have_text(f"09:00{ND}11:30")
@@ -446,13 +440,14 @@ def test_weekly_report_groups_by_day_copies_as_text_and_prints_clean(
     text = page.evaluate("navigator.clipboard.readText()")
     assert text.splitlines()[:6] == [
         f"Weekly report · Mar 23 {ND} Mar 29, 2026",
-        "Total: 7:05 h",
+        "Total: 7:06 h",
         "",
         "Monday, March 23 — 2:30 h",
         f"  09:00{ND}11:30   2:30  Website redesign (Acme) — Homepage layout (Ana Lima)",
         "",
     ]
-    assert f"  10:00{ND}10:30   0:30  No project — Planning (Ben Ito)" in text
+    assert f"  10:00{ND}10:30   0:31  (Without project) — Planning (Ben Ito)" in text
+    assert "\nBy person\n  Ana Lima: 3:15 h\n  Cleo Park: 2:00 h\n  Ben Ito: 1:51 h\n" in text
 
     page.emulate_media(media="print")
     expect(page.locator("nav.nav")).to_be_hidden()
@@ -461,9 +456,12 @@ def test_weekly_report_groups_by_day_copies_as_text_and_prints_clean(
     expect(page.locator("#conn")).to_be_hidden()
     assert page.evaluate("getComputedStyle(document.body).backgroundColor") == "rgb(255, 255, 255)"
     assert page.evaluate("getComputedStyle(document.body).color") == "rgb(0, 0, 0)"
-    assert page.locator("section.day").first.evaluate("el => getComputedStyle(el).breakInside") == (
-        "avoid"
-    )
+    # A day may break between its entries (a tall day must not leave page 1 blank); an entry not.
+    first_day = page.locator("section.day").first
+    assert first_day.evaluate("el => getComputedStyle(el).breakInside") == "auto"
+    assert first_day.locator("li.entry").first.evaluate(
+        "el => getComputedStyle(el).breakInside"
+    ) == ("avoid")
     screenshot(page, "weekly-print", full_page=True)
     page.emulate_media(media="screen")
     expect(page.locator("nav.nav")).to_be_visible()

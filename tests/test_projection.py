@@ -25,12 +25,13 @@ import pytest
 from redis.asyncio import Redis
 
 from app import keys
+from app.main import create_app
 from app.models import Named, parse_time_entry
 from app.projection import Basis
 from app.rebuild import request_rebuild, run_rebuild
 from app.reports import Filters, parse_filters
 from app.store import TotalsStore
-from tests.conftest import WS, FixedClock
+from tests.conftest import WS, FixedClock, make_settings
 from tests.payloads import (
     ACME,
     ANA,
@@ -42,7 +43,9 @@ from tests.payloads import (
     ONSITE,
     URGENT,
     WEBSITE,
+    client_for,
     entry_2024,
+    post_webhook,
     rate,
 )
 
@@ -262,10 +265,15 @@ async def test_names_are_resolved_when_answering(store: TotalsStore, redis: Redi
     await assert_all_levels(store, Basis(BERLIN))
 
 
-async def test_a_rebuild_under_live_changes_answers_old_or_new_never_a_mix(
-    store: TotalsStore,
+async def test_a_rebuild_under_live_webhooks_answers_old_or_new_never_a_mix(
+    store: TotalsStore, redis: Redis, clock: FixedClock
 ) -> None:
+    """Webhooks keep arriving (through the endpoint, into the same Redis) while a rebuild to
+    another zone and report rounding runs in small batches: every answer equals the model under
+    the old or the new settings, and after the switch nothing applied meanwhile is lost."""
     rng = await fill(store, 150)
+    app = create_app(make_settings(), redis=redis, clock=clock)
+    http = client_for(app)
     old, new = Basis(BERLIN), Basis(ZoneInfo("America/New_York"), ("UP", 15))
     assert await request_rebuild(store.redis, WS, new, "test") is not None
     checks = 0
@@ -279,11 +287,12 @@ async def test_a_rebuild_under_live_changes_answers_old_or_new_never_a_mix(
             if roll < 0.6:  # a new entry
                 body = random_entry(rng, n)
                 n += 1
-                await store.apply_entry(parse_time_entry(body), "create")
+                event = "NEW_TIME_ENTRY"
             else:  # an edit or a delete of an earlier one
                 body = random_entry(random.Random(rng.randrange(n)), rng.randrange(n))
-                kind = "update" if roll < 0.85 else "delete"
-                await store.apply_entry(parse_time_entry(body), kind)
+                event = "TIME_ENTRY_UPDATED" if roll < 0.85 else "TIME_ENTRY_DELETED"
+            response = await post_webhook(http, event, body)
+            assert response.status_code == 200, response.text
             states, names = await stored(store)
             for level in ("PROJECT", "DATE"):
                 answer = shown(await store.read_summary(WS, START, END, level))
@@ -298,7 +307,10 @@ async def test_a_rebuild_under_live_changes_answers_old_or_new_never_a_mix(
         finally:
             done.set()
 
-    await asyncio.gather(live(), rebuild())
+    try:
+        await asyncio.gather(live(), rebuild())
+    finally:
+        await http.aclose()
     assert checks >= 5
     gens = await store.generations(WS, fresh=True)
     assert (gens.basis.key(), gens.next) == (new.key(), None)
@@ -355,3 +367,77 @@ async def test_a_workspace_upgraded_from_the_old_layout_is_rebuilt_from_its_entr
     assert await run_rebuild(fresh, WS, grace_s=0)
     assert await fresh.read_summary(WS, START, END, "USER") == want
     assert not await redis.exists(f"{keys.workspace_prefix(WS)}d:2026-03-10:P")
+
+
+async def test_every_answer_says_from_which_day_its_data_is_complete(
+    store: TotalsStore, redis: Redis
+) -> None:
+    await fill(store, 10)
+    for answer in (
+        await store.read_summary(WS, START, END, "PROJECT"),
+        await store.read_team(WS, START, END),
+        await store.read_entries(WS, START, END),
+    ):
+        assert answer["coverage"] == {"from": None, "complete": False}
+    progress = {"since": "2026-02-01", "next": "2026-02-15", "until": "2026-03-31"}
+    await redis.hset(
+        keys.coverage(WS),
+        mapping={"from": "2026-03-10", "import": orjson.dumps({**progress, "state": "running"})},
+    )
+    before = await store.read_summary(WS, START, END, "PROJECT")
+    assert before["coverage"] == {
+        "from": "2026-03-10",
+        "complete": False,
+        "importing": {**progress, "state": "running", "rows": None, "message": None},
+    }
+    after = await store.read_entries(WS, date(2026, 3, 10), END)
+    assert after["coverage"]["complete"] is True
+    await redis.hset(keys.coverage(WS), "import", orjson.dumps({**progress, "state": "done"}))
+    team = await store.read_team(WS, date(2026, 3, 10), END)
+    assert team["coverage"] == {"from": "2026-03-10", "complete": True}
+
+
+def test_clockwall_rebuild_rebuilds_with_a_progress_bar_and_the_same_totals(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from app.cli import main
+    from tests import dbs
+    from tests.conftest import redis_url
+
+    url = redis_url(dbs.CORE)
+
+    async def seed() -> dict[str, Any]:
+        redis = Redis.from_url(url)
+        try:
+            await redis.flushdb()
+            store = TotalsStore(redis, BERLIN, clock=FixedClock())
+            await store.init_generations(WS, Basis(BERLIN))
+            await fill(store, 40)
+            return await store.read_summary(WS, START, END, "USER")
+        finally:
+            await redis.aclose()
+
+    async def after() -> tuple[dict[str, Any], bytes | None]:
+        redis = Redis.from_url(url)
+        try:
+            store = TotalsStore(redis, BERLIN, clock=FixedClock())
+            gen = await redis.hget(keys.projection(WS), "gen")
+            answer = await store.read_summary(WS, START, END, "USER")
+            await redis.flushdb()
+            return answer, gen
+        finally:
+            await redis.aclose()
+
+    want = asyncio.run(seed())
+    for name in ("CLOCKIFY_API_KEY", "CLOCKWALL_TIMEZONE", "CLOCKWALL_REPORT_ROUNDING"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("REDIS_URL", url)
+    monkeypatch.setenv("CLOCKIFY_WORKSPACE_ID", WS)
+    assert main(["rebuild"]) == 0
+    out = capsys.readouterr().out
+    assert f"workspace {WS} answers from generation 1 (Europe/Berlin|off)" in out
+    got, gen = asyncio.run(after())
+    assert (got, gen) == (want, b"1")
+    monkeypatch.delenv("REDIS_URL")
+    assert main(["rebuild"]) == 2
+    assert "REDIS_URL is not set" in capsys.readouterr().err

@@ -33,7 +33,6 @@ from tests.browser import (
     PROJECTS,
     LiveServer,
     entry_body,
-    launched_chromium,
     midday_zone,
     new_entry_id,
 )
@@ -47,6 +46,7 @@ from tests.payloads import (
     post_webhook,
     rate,
     running_timer,
+    utc,
 )
 
 SECRET = "share-client-test-secret-key-0123"
@@ -338,16 +338,6 @@ def serve() -> Iterator[Callable[[str], LiveServer]]:
         live.stop()
     client.flushdb()
     client.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launched_chromium() as chromium:
-        yield chromium
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
 def seed_client_work(server: LiveServer, now: datetime) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -22,18 +21,14 @@ from tests.browser import (
     PROJECTS,
     LiveServer,
     entry_body,
-    launched_chromium,
     new_entry_id,
 )
 from tests.conftest import WS, make_settings, redis_url
+from tests.payloads import utc
 
 DB = dbs.SHARE_PAGE
 SECRET = "share-page-test-secret-key"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no Debian chromium")
-
-
-def utc(*args: int) -> datetime:
-    return datetime(*args, tzinfo=UTC)  # type: ignore[misc]
 
 
 @pytest.fixture
@@ -49,12 +44,6 @@ def server() -> Iterator[LiveServer]:
     live.stop()
     client.flushdb()
     client.close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launched_chromium() as chromium:
-        yield chromium
 
 
 def share_link(project: str, hide_amounts: bool = False) -> str:

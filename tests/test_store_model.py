@@ -657,7 +657,7 @@ class StoreMachine(RuleBasedStateMachine):
         for start, end, groups in (
             (*RANGE, ("PROJECT", "USER", "CLIENT", "TAG", "DATE")),
             (*SUB_RANGE, ("DATE", "TAG")),
-            *((*month_range, ("PROJECT", "TAG")) for month_range in MONTH_RANGES),
+            *((*month_range, ("PROJECT", "TAG", "CLIENT")) for month_range in MONTH_RANGES),
         ):
             days = days_of(start, end)
             for group in groups:

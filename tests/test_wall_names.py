@@ -32,7 +32,7 @@ from tests.browser import (
     week_days_so_far,
 )
 from tests.conftest import WS, make_settings, redis_url
-from tests.test_pages import browser, page, wait_live  # noqa: F401 (fixtures)
+from tests.test_pages import page, wait_live  # noqa: F401 (fixtures)
 
 # Shared with test_pages and the other Chromium suites: one test at a time.
 DB = dbs.PAGES

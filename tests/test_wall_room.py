@@ -33,7 +33,6 @@ from tests.browser import (
     CHROMIUM,
     LiveServer,
     entry_body,
-    launched_chromium,
     midday_zone,
     new_entry_id,
     watched_tab,
@@ -65,12 +64,6 @@ def arcminutes(css_px: float, viewport_width: int = 1920) -> float:
 
 
 # Fixtures ------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with launched_chromium() as chromium:
-        yield chromium
-
-
 @pytest.fixture
 def flushed_redis() -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(redis_url(DB))

@@ -95,35 +95,69 @@ if state == '' then state = cjson.encode({id = id}) end
 
 -- Per generation: the stored contribution (old) and the new one; their difference is netted
 -- per total first, so unchanged fields cost nothing. A cell field goes to its day's hash and
--- its month's; a project field to its month's.
-local deltas, order = {}, {}
-local function add(key, field, delta)
-  if not deltas[key] then deltas[key] = {}; order[#order + 1] = key end
-  deltas[key][field] = (deltas[key][field] or 0) + delta
-end
+-- its month's; a project field to its month's. The changes are listed as (key, field, delta).
+local ks, fs, ds, m = {}, {}, {}, 0
+-- The months whose totals change, per generation: their version (`<gen>:ver`, month -> count)
+-- goes up, so a reader's cache of a month's totals knows when it is stale.
+local touched, nt = {}, 0
 local function collect(gp, c, sign)
   if c.day == '' then return end
   local month = string.sub(c.day, 1, 7)
-  for _, item in ipairs(c.f) do
-    add(gp .. 'c:' .. c.day, item[1], sign * item[2])
-    add(gp .. 'cm:' .. month, item[1], sign * item[2])
+  if (c.f[1] or c.p[1]) and not touched[gp .. month] then
+    touched[gp .. month] = true
+    nt = nt + 1
+    touched[nt] = {gp, month}
   end
+  local day_key, month_key = gp .. 'c:' .. c.day, gp .. 'cm:' .. month
+  for _, item in ipairs(c.f) do
+    ks[m + 1], fs[m + 1], ds[m + 1] = day_key, item[1], sign * item[2]
+    ks[m + 2], fs[m + 2], ds[m + 2] = month_key, item[1], sign * item[2]
+    m = m + 2
+  end
+  local project_key = gp .. 'pm:' .. month
   for _, item in ipairs(c.p) do
-    add(gp .. 'pm:' .. month, item[1], sign * item[2])
+    m = m + 1
+    ks[m], fs[m], ds[m] = project_key, item[1], sign * item[2]
   end
 end
+-- A running timer's contribution adds nothing: read its day without decoding it.
+local function decode_old(raw)
+  if string.find(raw, '"f":[],"p":[]', 1, true) then
+    return {day = string.match(raw, '"day":"([^"]*)"') or '', f = {}, p = {}}
+  end
+  return cjson.decode(raw)
+end
 local olds, news, old_raws = {}, {}, {}
+local netting = false
 for i, g in ipairs(gens) do
   local gp = prefix .. 'g' .. g .. ':'
   old_raws[i] = redis.call('HGET', gp .. 'contrib', id)
   if old_raws[i] then
-    olds[i] = cjson.decode(old_raws[i])
+    olds[i] = decode_old(old_raws[i])
+    if olds[i].f[1] or olds[i].p[1] then netting = true end
     collect(gp, olds[i], -1)
   end
   if status ~= 'D' then
     news[i] = cjson.decode(ARGV[10 + i])
     collect(gp, news[i], 1)
   end
+end
+if netting then
+  -- Old and new meet on the same totals: net them (an edit of the description costs nothing).
+  local seen = {}
+  local nk, nf, nd, nm = {}, {}, {}, 0
+  for i = 1, m do
+    local slot = ks[i] .. '\0' .. fs[i]
+    local at = seen[slot]
+    if at then
+      nd[at] = nd[at] + ds[i]
+    else
+      nm = nm + 1
+      nk[nm], nf[nm], nd[nm] = ks[i], fs[i], ds[i]
+      seen[slot] = nm
+    end
+  end
+  ks, fs, ds, m = nk, nf, nd, nm
 end
 
 -- Apply every changed total, each checked as it is made: HINCRBY refuses a value that is not an
@@ -141,8 +175,9 @@ local function undo()
     end
   end
 end
-for _, key in ipairs(order) do
-  for field, delta in pairs(deltas[key]) do
+for i = 1, m do
+  local key, field, delta = ks[i], fs[i], ds[i]
+  do
     if delta ~= 0 then
       local total = redis.pcall('HINCRBY', key, field, delta)
       if type(total) == 'table' then
@@ -169,6 +204,9 @@ for _, key in ipairs(order) do
       if total == 0 then redis.call('HDEL', key, field) end
     end
   end
+end
+for i = 1, nt do
+  redis.call('HINCRBY', touched[i][1] .. 'ver', touched[i][2], 1)
 end
 write_names()
 

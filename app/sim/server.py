@@ -105,3 +105,31 @@ def run_simulator_in_thread(sim: SimulatedWorkspace) -> Iterator[str]:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
+
+
+def client_for(
+    sim: SimulatedWorkspace,
+    http: Any,
+    base_url: str,
+    budget: Any = None,
+    sleep: Any = None,
+    seed: int = 3,
+) -> Any:
+    """A ClockifyClient that talks to `sim` at `base_url` (a served simulator's URL, or any
+    base for an `httpx.ASGITransport` client) with the simulator's API key, over `http`, within
+    `budget`; `sleep` and a seeded random source make its back-off deterministic."""
+    import random
+
+    from app.clockify import ClockifyClient
+    from app.config import Secret
+
+    extra: dict[str, Any] = {"sleep": sleep} if sleep is not None else {}
+    return ClockifyClient(
+        Secret(sim.api_key),
+        budget=budget,
+        api_url=f"{base_url}/api/v1",
+        reports_url=f"{base_url}/reports/v1",
+        http=http,
+        rng=random.Random(seed),
+        **extra,
+    )
