@@ -23,19 +23,14 @@ def projection(ws: str) -> str:
 
 
 def generation_prefix(ws: str, gen: int | str) -> str:
-    """The keys of one generation of totals; the Lua scripts append `c:<day>`, `cm:<month>`,
-    `pm:<month>`, `ix:<day>` and `contrib` to it."""
+    """The keys of one generation of totals; the Lua scripts append `c:<day>`, `pm:<month>`,
+    `ver`, `ix:<day>` and `contrib` to it."""
     return f"{workspace_prefix(ws)}g{gen}:"
 
 
 def cells_day(ws: str, gen: int | str, day: str) -> str:
     """Hash `<cell>|<kind>` -> integer of one local day (app/projection.py)."""
     return f"{generation_prefix(ws, gen)}c:{day}"
-
-
-def cells_month(ws: str, gen: int | str, month: str) -> str:
-    """The same cells summed over a month (`YYYY-MM`), kept by the Lua with the day's."""
-    return f"{generation_prefix(ws, gen)}cm:{month}"
 
 
 def project_month(ws: str, gen: int | str, month: str) -> str:

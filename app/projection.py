@@ -7,8 +7,8 @@ later (a project's client, a deleted project, client or tag) is resolved when a 
 (app/reports.py), so the cells never go stale; what changes the cells themselves (the reporting
 time zone, report rounding) builds a new generation of totals (app/rebuild.py).
 
-A cell's fields, kept by the Lua script in a day hash and a month hash (`keys.cells_day`,
-`keys.cells_month`), all exact integers:
+A cell's fields, kept by the Lua script in the day's hash (`keys.cells_day`; a month's report
+is summed from its days by the reader, cached while the month's version stays), all exact integers:
     <cell>|s  seconds
     <cell>|r  seconds as reports count them with rounding on (each entry rounded, then summed)
     <cell>|e  earned: rate_minor x counted seconds (billable entries with a rate)

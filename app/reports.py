@@ -13,7 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 import orjson
 
@@ -52,6 +52,9 @@ NO_NAME = {
 ALL_KINDS = ("user", "project", "client", "tag", "task")
 MAX_PARSED_CELLS = 200_000  # parsed cell keys kept per process
 MONTH_CACHE_SIZE = 512  # grouped answers of whole months kept per process
+CELL_MONTHS = 36  # months of cells kept per process (a new filter groups them in memory)
+DESCRIBED_MONTHS = 24  # months of entries' descriptions kept per process (description filter)
+ENTRY_READ_CHUNK = 1000  # entries read per HMGET
 
 
 class QueryError(ValueError):
@@ -331,26 +334,15 @@ class Reports:
 
     def __init__(self, store: TotalsStore, cache_size: int = MONTH_CACHE_SIZE) -> None:
         self.store = store
-        self._cache = MonthCache(cache_size)
+        self._cache: MonthCache[Grouped] = MonthCache(cache_size)
+        # Whole months' cells (a new query groups them without Redis), by version.
+        self._cells: MonthCache[list[CellRow]] = MonthCache(CELL_MONTHS)
+        # Whole months' entries for the description filter, by version.
+        self._described: MonthCache[Descriptions] = MonthCache(DESCRIBED_MONTHS)
 
     @property
     def redis(self) -> Any:
         return self.store.redis
-
-    def range_keys(self, ws: str, gen: str, start: date, end: date) -> list[str]:
-        """The cell hashes covering [start, end]: a month's for every whole month inside it,
-        day hashes at the edges, so a year reads about a dozen hashes."""
-        out: list[str] = []
-        cursor = start
-        while cursor <= end:
-            month_end = _month_end(cursor)
-            if cursor.day == 1 and month_end <= end:
-                out.append(keys.cells_month(ws, gen, cursor.isoformat()[:7]))
-                cursor = month_end + timedelta(days=1)
-            else:
-                out.append(keys.cells_day(ws, gen, cursor.isoformat()))
-                cursor += timedelta(days=1)
-        return out
 
     async def read(
         self,
@@ -396,69 +388,40 @@ class Reports:
             gens = await self.store.generations(ws, fresh=True, create=False)
         raise TimeoutError("the totals' generation kept changing during the read")
 
-    async def cells(
-        self,
-        ws: str,
-        start: date,
-        end: date,
-        by_day: bool,
-        include_running: bool = True,
-    ) -> tuple[Generations, Names, list[tuple[str | None, str, list[int], bool]], dict[str, str]]:
-        """(day or None, cell, [seconds, earned, cost], running) of [start, end], with running
-        timers as if they stopped now; and the coverage hash."""
-        days = _days(start, end)
-
-        def plan(gens: Generations) -> list[str]:
-            if by_day:
-                return [keys.cells_day(ws, gens.gen, d) for d in days]
-            return self.range_keys(ws, gens.gen, start, end)
-
-        gens, body, names, running, coverage = await self.read(ws, plan)
-        rounding = gens.basis.rounding is not None
-        out: list[tuple[str | None, str, list[int], bool]] = []
-        if by_day:
-            for day, fields in zip(days, body, strict=True):
-                for cell, values in fold_cells((fields,), rounding).items():
-                    out.append((day, cell, values, False))
-        else:
-            for cell, values in fold_cells(body, rounding).items():
-                out.append((None, cell, values, False))
-        if include_running:
-            now = self.store.clock()
-            for day, cell, values, _state in _running_cells(running, gens.basis, set(days), now):
-                out.append((day if by_day else None, cell, values, True))
-        return gens, names, out, coverage
-
-    async def description_cells(
-        self, ws: str, start: date, end: date, filters: Filters, include_running: bool
-    ) -> tuple[Generations, Names, list[tuple[str | None, str, list[int], bool]], dict[str, str]]:
-        """The cells of the entries whose description matches: built from the entries
-        themselves (the totals do not know descriptions); and the coverage hash."""
-        days = _days(start, end)
-
-        gens, _, names, running, coverage = await self.read(ws, lambda gens: [])
-        states = await self.entry_states(ws, gens, days)
-        needle = filters.description or ""
-        now = self.store.clock()
-        out: list[tuple[str | None, str, list[int], bool]] = []
+    async def _describe_days(self, ws: str, gens: Generations, days: list[str]) -> list[Described]:
+        """(description in lower case, day, cell, [seconds, earned, cost]) of each stopped
+        entry started on `days`, from its stored contribution in generation `gens`."""
+        if not days:
+            return []
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.zrange(keys.day_index(ws, gens.gen, day), 0, -1)
+            results = await pipe.execute()
+        ids = [i for day_ids in results for i in day_ids]
         kinds = {"r" if gens.basis.rounding else "s": 0, "e": 1, "c": 2}
-        for state in states:
-            if state.get("end") is None or needle not in (state.get("description") or "").lower():
-                continue
-            contrib = contribution(state, gens.basis)
-            values = [0, 0, 0]
-            cell = ""
-            for raw, delta in contrib["f"]:
-                cell, kind = split_field(raw)
-                if kind in kinds:
-                    values[kinds[kind]] += delta
-            if cell:
-                out.append((contrib["day"], cell, values, False))
-        if include_running:
-            for day, cell, values, state in _running_cells(running, gens.basis, set(days), now):
-                if needle in (state.get("description") or "").lower():
-                    out.append((day, cell, values, True))
-        return gens, names, out, coverage
+        out: list[Described] = []
+        for offset in range(0, len(ids), ENTRY_READ_CHUNK):
+            chunk = ids[offset : offset + ENTRY_READ_CHUNK]
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(keys.entry_states(ws), chunk)
+                pipe.hmget(keys.entry_contributions(ws, gens.gen), chunk)
+                raw_states, raw_contribs = await pipe.execute()
+            for raw_state, raw_contrib in zip(raw_states, raw_contribs, strict=True):
+                if raw_state is None or raw_contrib is None:
+                    continue
+                contrib = orjson.loads(raw_contrib)
+                if not contrib["f"]:
+                    continue  # running, or no time
+                values = [0, 0, 0]
+                cell = ""
+                for raw, delta in contrib["f"]:
+                    cell, kind = split_field(raw)
+                    slot = kinds.get(kind)
+                    if slot is not None:
+                        values[slot] += delta
+                text = (orjson.loads(raw_state).get("description") or "").lower()
+                out.append((text, contrib["day"], cell, values))
+        return out
 
     async def entry_states(self, ws: str, gens: Generations, days: list[str]) -> list[Any]:
         async with self.redis.pipeline(transaction=False) as pipe:
@@ -509,11 +472,6 @@ class Reports:
     ) -> tuple[Grouped, Names, dict[str, str]]:
         """The groups of `levels` over [start, end] with `filters`, the names they were
         resolved with, and the coverage hash."""
-        if filters.description:
-            _gens, names, cells, coverage = await self.description_cells(
-                ws, start, end, filters, include_running
-            )
-            return group_cells(cells, levels, _keeper(filters, names), names), names, coverage
         return await self._grouped(ws, start, end, levels, filters, include_running)
 
     async def _grouped(
@@ -562,23 +520,31 @@ class Reports:
                         missing.append(month)
                     else:
                         parts.append(found)
+                known = dict(zip(months, versions, strict=True))
                 if missing and not await self._fill(
-                    ws, gens.gen, missing, by_day, query, rounding, keep, names, parts
+                    ws, gens.gen, missing, known, by_day, query, rounding, keep, names, parts
                 ):
                     continue  # the generation changed meanwhile: read again
                 span = parts[0] if len(parts) == 1 else merge_grouped(parts)
                 if len(months) > 1:
                     self._cache.put(span_key, span)
             edge_cells: list[tuple[str | None, str, list[int], bool]] = []
-            for day, fields in zip(edge_days, read.body, strict=False):
-                for cell, values in fold_cells((fields,), rounding).items():
-                    edge_cells.append((day, cell, values, False))
+            needle = filters.description
+            if needle:  # the totals do not know descriptions: the entries do
+                sums: dict[tuple[str | None, str], list[int]] = {}
+                edge = Descriptions(await self._describe_days(ws, gens, edge_days))
+                edge.add_matches(needle, True, sums)
+                edge_cells = [(day, cell, values, False) for (day, cell), values in sums.items()]
+            else:
+                for day, fields in zip(edge_days, read.body, strict=False):
+                    for cell, values in fold_cells((fields,), rounding).items():
+                        edge_cells.append((day, cell, values, False))
             if include_running:
                 now = self.store.clock()
                 days = set(_days(start, end))
-                for day, cell, values, _state in _running_cells(
-                    read.running, gens.basis, days, now
-                ):
+                for day, cell, values, state in _running_cells(read.running, gens.basis, days, now):
+                    if needle and needle not in (state.get("description") or "").lower():
+                        continue
                     edge_cells.append((day, cell, values, True))
             edges = group_cells(edge_cells, levels, keep, names)
             if not months:
@@ -591,6 +557,7 @@ class Reports:
         ws: str,
         gen: str,
         months: list[str],
+        known: dict[str, str],
         by_day: bool,
         query: tuple[Any, ...],
         rounding: bool,
@@ -598,18 +565,52 @@ class Reports:
         names: Names,
         parts: list[Grouped],
     ) -> bool:
-        """Group the months not cached, from totals read with their versions in one
-        transaction, and cache them. False when the generation changed meanwhile."""
-        month_days = {m: _month_days(m) for m in months} if by_day else {}
+        """Group the months whose answer to this query is not cached: from their cells when
+        those are cached at the version `known` (read with the rest of the answer), else from
+        their days' totals read with the months' versions in one transaction; cache both.
+        False when the generation changed meanwhile."""
+        levels = levels_of(query)
+        needle = query[1].description
+        if needle:
+            # A month's entries (descriptions and cells), cached by version, not its totals.
+            for month in months:
+                found = self._described.get((ws, gen, month, known[month]))
+                if found is None:
+                    gens = await self.store.generations(ws, create=False)
+                    if gens.gen != gen:
+                        return False
+                    found = Descriptions(await self._describe_days(ws, gens, _month_days(month)))
+                    self._described.put((ws, gen, month, known[month]), found)
+                sums: dict[tuple[str | None, str], list[int]] = {}
+                found.add_matches(needle, by_day, sums)
+                grouped = group_cells(
+                    [(day, cell, values, False) for (day, cell), values in sums.items()],
+                    levels,
+                    keep,
+                    names,
+                )
+                self._cache.put((ws, gen, month, known[month], by_day, query), grouped)
+                parts.append(grouped)
+            return True
+        unread = []
+        for month in months:
+            held = self._cells.get((ws, gen, month, known[month], by_day))
+            if held is None:
+                unread.append(month)
+                continue
+            grouped = group_cells(held, levels, keep, names)
+            self._cache.put((ws, gen, month, known[month], by_day, query), grouped)
+            parts.append(grouped)
+        months = unread
+        if not months:
+            return True
+        month_days = {m: _month_days(m) for m in months}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hget(keys.projection(ws), "gen")
             pipe.hmget(keys.month_versions(ws, gen), months)
             for month in months:
-                if by_day:
-                    for day in month_days[month]:
-                        pipe.hgetall(keys.cells_day(ws, gen, day))
-                else:
-                    pipe.hgetall(keys.cells_month(ws, gen, month))
+                for day in month_days[month]:
+                    pipe.hgetall(keys.cells_day(ws, gen, day))
             results = await pipe.execute()
         if _decode(results[0] if results[0] is not None else "0") != gen:
             return False
@@ -621,10 +622,12 @@ class Reports:
                 for day in month_days[month]:
                     for cell, values in fold_cells((next(body),), rounding).items():
                         cells.append((day, cell, values, False))
-            else:
-                for cell, values in fold_cells((next(body),), rounding).items():
+            else:  # the month's days summed per cell first: fewer cells to group
+                days_fields = [next(body) for _ in month_days[month]]
+                for cell, values in fold_cells(days_fields, rounding).items():
                     cells.append((None, cell, values, False))
-            grouped = group_cells(cells, levels_of(query), keep, names)
+            self._cells.put((ws, gen, month, version, by_day), cells)
+            grouped = group_cells(cells, levels, keep, names)
             self._cache.put((ws, gen, month, version, by_day, query), grouped)
             parts.append(grouped)
         return True
@@ -701,19 +704,22 @@ class Reports:
             ],
             "projects": projects,
             "progressSince": progress["since"],
-            "cells": [
-                [
-                    (bucket.children or {}).get(p, Bucket()).seconds if bucket.children else 0
-                    for p in columns
-                ]
-                for _, _, _, bucket in rows
-            ],
+            "cells": [_row_seconds(bucket, columns) for _, _, _, bucket in rows],
             "totalSeconds": total.seconds,
             "totalHours": hours(total.seconds),
             "includesRunning": includes_running,
             "dateRange": {"start": start.isoformat(), "end": end.isoformat()},
             "coverage": coverage_of(coverage, start),
         }
+
+
+def _row_seconds(bucket: Bucket, columns: list[str]) -> list[int]:
+    children = bucket.children or {}
+    out = []
+    for project in columns:
+        child = children.get(project)
+        out.append(child.seconds if child is not None else 0)
+    return out
 
 
 def _keeper(filters: Filters, names: Names) -> Callable[[Cell], bool]:
@@ -815,6 +821,9 @@ def entry_filter(filters: Filters, names: Names) -> Callable[[dict[str, Any]], b
 
 
 Grouped = tuple[Bucket, dict[str, Bucket], bool]  # total, groups (with children), any running
+Described = tuple[str, str, str, list[int]]  # description (lower case), day, cell, values
+CellRow = tuple[str | None, str, list[int], bool]  # day (None: a month's), cell, values, running
+V = TypeVar("V")
 
 
 def group_cells(
@@ -909,21 +918,49 @@ def levels_of(query: tuple[Any, ...]) -> tuple[str, ...]:
     return levels
 
 
-class MonthCache:
-    """The grouped answers of whole months, least recently used first out. A key holds the
-    month's version, so a changed month is simply not found (its old answers age out)."""
+class Descriptions:
+    """A month's stopped entries for the description filter: their descriptions (lower case)
+    and each one's day, cell and values, in parallel lists scanned by one comprehension."""
+
+    def __init__(self, rows: list[Described]) -> None:
+        self.texts = [text for text, _day, _cell, _values in rows]
+        self.days = [day for _text, day, _cell, _values in rows]
+        self.cells = [cell for _text, _day, cell, _values in rows]
+        self.values = [values for _text, _day, _cell, values in rows]
+
+    def add_matches(
+        self, needle: str, by_day: bool, sums: dict[tuple[str | None, str], list[int]]
+    ) -> None:
+        """Add each entry whose description holds `needle` to `sums`, keyed by (day, cell),
+        or (None, cell) when the answer has no Date grouping (fewer keys to group)."""
+        texts, days, cells, values = self.texts, self.days, self.cells, self.values
+        for i in [i for i, text in enumerate(texts) if needle in text]:
+            key = (days[i] if by_day else None, cells[i])
+            held = sums.get(key)
+            found = values[i]
+            if held is None:
+                sums[key] = list(found)
+            else:
+                held[0] += found[0]
+                held[1] += found[1]
+                held[2] += found[2]
+
+
+class MonthCache(Generic[V]):
+    """What whole months answered, least recently used first out. A key holds the month's
+    version, so a changed month is simply not found (its old answers age out)."""
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self._items: OrderedDict[tuple[Any, ...], Grouped] = OrderedDict()
+        self._items: OrderedDict[tuple[Any, ...], V] = OrderedDict()
 
-    def get(self, key: tuple[Any, ...]) -> Grouped | None:
+    def get(self, key: tuple[Any, ...]) -> V | None:
         found = self._items.get(key)
         if found is not None:
             self._items.move_to_end(key)
         return found
 
-    def put(self, key: tuple[Any, ...], value: Grouped) -> None:
+    def put(self, key: tuple[Any, ...], value: V) -> None:
         self._items[key] = value
         self._items.move_to_end(key)
         while len(self._items) > self.size:

@@ -47,9 +47,10 @@ async def read_snapshot(
 ) -> Snapshot:
     days = store.days(start, end)
     plans: list[ProgressPlan] = []
+    weekly = await store.weekly_resets(ws)
 
     def plan(gens: Generations) -> list[str]:
-        plans.append(store.progress_plan(ws, gens.gen))
+        plans.append(store.progress_plan(ws, gens.gen, weekly))
         return [keys.cells_day(ws, gens.gen, day) for day in days] + plans[-1].hashes
 
     def feed_read(pipe: Any) -> None:

@@ -425,19 +425,27 @@ class TotalsStore:
         """The Summary report of [start, end] (app/reports.py)."""
         return await self.reports.summary(ws, start, end, group, filters, include_running)
 
-    def progress_plan(self, ws: str, gen: str) -> ProgressPlan:
+    def progress_plan(self, ws: str, gen: str, weekly: bool = True) -> ProgressPlan:
         """The hashes a project progress is computed from, in generation `gen`; read them
         (HGETALL, in this order) and give the results to `fold_progress`. The snapshot reads
         them in its transaction, so its progress and its totals include exactly the same
-        changes."""
+        changes. `weekly`: some project's estimate resets weekly, so the week's days are read
+        too (the costly part: see `weekly_resets`)."""
         today = self.today()
         months = _months_around(today, PROGRESS_PAST_MONTHS, PROGRESS_FUTURE_MONTHS)
         week_start, week_end = self.current_week()
         week = self.days(week_start, week_end)
         hashes = [keys.project_month(ws, gen, m) for m in months]
-        hashes += [keys.cells_day(ws, gen, d) for d in week]
+        if weekly:
+            hashes += [keys.cells_day(ws, gen, d) for d in week]
         hashes.append(keys.project_tracked(ws))
-        return ProgressPlan(today, months, week, hashes, gen)
+        return ProgressPlan(today, months, week, hashes, gen, weekly)
+
+    async def weekly_resets(self, ws: str) -> bool:
+        """Whether some project's estimate resets weekly (its progress needs this week's
+        totals per project, summed from the week's cells)."""
+        projects = await self.read_names(ws, "project")
+        return any(record.get("estimateReset") == "WEEKLY" for record in projects.values())
 
     def fold_progress(
         self,
@@ -452,7 +460,7 @@ class TotalsStore:
         or its money budget. `running`: timers whose elapsed time counts too (the wall adds its
         own, live). `since` is the first month clockwall holds totals of (`first_day` narrows
         it to a day)."""
-        n_months, n_week = len(plan.months), len(plan.week)
+        n_months, n_week = len(plan.months), len(plan.week) if plan.weekly else 0
         month_fields = [_decoded_ints(r) for r in results[:n_months]]
         week_fields = [_project_fields(r) for r in results[n_months : n_months + n_week]]
         tracked = {_decode(k): _decode(v) for k, v in results[n_months + n_week].items()}
@@ -557,9 +565,10 @@ class TotalsStore:
 
     async def read_progress(self, ws: str, include_running: bool = True) -> dict[str, Any]:
         plans: list[ProgressPlan] = []
+        weekly = await self.weekly_resets(ws)
 
         def plan_of(gens: Generations) -> list[str]:
-            plans.append(self.progress_plan(ws, gens.gen))
+            plans.append(self.progress_plan(ws, gens.gen, weekly))
             return plans[-1].hashes
 
         _gens, results, names, running, _ = await self.reports.read(ws, plan_of)
@@ -686,6 +695,7 @@ class ProgressPlan:
     week: list[str]  # the current week's days
     hashes: list[str]  # month rollups, the week's day hashes, then Clockify's figures
     gen: str  # the generation of totals they belong to
+    weekly: bool = True  # the week's day hashes are among `hashes`
 
 
 def _months_around(today: date, past: int, future: int) -> list[str]:

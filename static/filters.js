@@ -148,10 +148,18 @@ export function filterBar(container, { params = new URLSearchParams(), onChange 
     const root = h("div", { class: "picker", "data-param": param }, button, panel);
     const picker = { param, label, root, button, value, panel, list, search, count, selected, boxes: [] };
 
+    let filled = "";
     function fill(entries) {
       // entries: [{id, label, sub?}]
       const known = new Set(entries.map((e) => e.id));
       const unknown = [...selected].filter((id) => !known.has(id)).map((id) => ({ id, label: names ? `Unknown (${id})` : id }));
+      // The same names again (a reload after a names event that changed none of these): keep
+      // the list as it is, so a box being used keeps the focus.
+      const signature = JSON.stringify([...unknown, ...entries]);
+      if (signature === filled) return;
+      filled = signature;
+      // A box that has the focus gets it back in the new list (a keyboard user goes on).
+      const focused = list.contains(document.activeElement) ? document.activeElement.value : null;
       picker.boxes = [];
       list.replaceChildren(
         ...[...unknown, ...entries].map((entry) => {
@@ -166,6 +174,7 @@ export function filterBar(container, { params = new URLSearchParams(), onChange 
           return item;
         }),
       );
+      if (focused !== null) picker.boxes.find((box) => box.value === focused)?.focus();
       narrow();
     }
     picker.fill = fill;

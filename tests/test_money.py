@@ -96,7 +96,7 @@ async def totals_fields(redis: Redis) -> dict[str, dict[str, int]]:
     value."""
     prefix = keys.workspace_prefix(WS)
     out = {}
-    for pattern in (f"{prefix}g*:c:*", f"{prefix}g*:cm:*", f"{prefix}g*:pm:*"):
+    for pattern in (f"{prefix}g*:c:*", f"{prefix}g*:pm:*"):
         async for key in redis.scan_iter(match=pattern):
             fields = await redis.hgetall(key)
             out[key.decode()] = {k.decode(): int(v) for k, v in fields.items()}

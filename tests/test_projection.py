@@ -80,6 +80,30 @@ def random_entry(rng: random.Random, n: int) -> dict[str, Any]:
 
 
 # The model ------------------------------------------------------------------------------------
+def _live(names: dict[str, dict[str, dict[str, Any]]], kind: str, ident: str | None) -> str | None:
+    if not ident or names.get(kind, {}).get(ident, {}).get("deleted"):
+        return None
+    return ident
+
+
+def group_ids(
+    state: dict[str, Any], names: dict[str, dict[str, dict[str, Any]]], zone: ZoneInfo, level: str
+) -> list[Any]:
+    """The groups of `level` an entry counts in (None: "Without ..."), by Clockify's rules."""
+    project = _live(names, "project", state.get("projectId"))
+    client = _live(names, "client", names["project"].get(project or "", {}).get("clientId"))
+    start = datetime.fromisoformat(state["start"])
+    return {
+        "PROJECT": [project],
+        "CLIENT": [client if project else None],
+        "USER": [state["userId"]],
+        "TAG": [t for t in state.get("tagIds") or [] if _live(names, "tag", t)] or [None],
+        "TASK": [_live(names, "task", state.get("taskId")) if project else None],
+        "TYPE": [state.get("type") or "REGULAR"],
+        "DATE": [start.astimezone(zone).date().isoformat()],
+    }[level]
+
+
 def model(
     states: list[dict[str, Any]],
     names: dict[str, dict[str, dict[str, Any]]],
@@ -89,12 +113,6 @@ def model(
     keep: Any = None,
 ) -> dict[Any, tuple[int, int, int]]:
     """group id (None for "without"; "total") -> (seconds, earned cents, cost cents)."""
-
-    def live(kind: str, ident: str | None) -> str | None:
-        if not ident or names.get(kind, {}).get(ident, {}).get("deleted"):
-            return None
-        return ident
-
     sums: dict[Any, list[int]] = defaultdict(lambda: [0, 0, 0])
     for state in states:
         if state.get("end") is None or (keep and not keep(state)):
@@ -112,28 +130,13 @@ def model(
                 "DOWN": seconds // step * step,
                 "NEAREST": (seconds + step // 2) // step * step,
             }[rounding[0]]
-        project = live("project", state.get("projectId"))
-        client = live("client", names["project"].get(project or "", {}).get("clientId"))
-        tags = [t for t in state.get("tagIds") or [] if live("tag", t)] or [None]
-        groups = {
-            "PROJECT": [project],
-            "CLIENT": [client if project else None],
-            "USER": [state["userId"]],
-            "TAG": tags,
-            "TASK": [live("task", state.get("taskId")) if project else None],
-            "TYPE": [state.get("type") or "REGULAR"],
-            "DATE": [start.astimezone(zone).date().isoformat()],
-        }[level]
         earned = seconds * state["rate"] if state.get("billable") and state.get("rate") else 0
         cost = seconds * (state.get("costRate") or 0)
-        for ident in [*groups, "total"] if level != "TAG" else groups:
+        # An entry counts once in the total, in every group it belongs to (two tags: both).
+        for ident in [*group_ids(state, names, zone, level), "total"]:
             sums[ident][0] += seconds
             sums[ident][1] += earned
             sums[ident][2] += cost
-        if level == "TAG":
-            sums["total"][0] += seconds
-            sums["total"][1] += earned
-            sums["total"][2] += cost
     return {k: (v[0], (v[1] + 1800) // 3600, (v[2] + 1800) // 3600) for k, v in sums.items()}
 
 
@@ -209,15 +212,34 @@ async def test_every_grouping_equals_the_model(store: TotalsStore) -> None:
     assert any(s.get("costRate") for s in states), "cost rates must be kept"
 
 
-async def test_two_levels_have_children_that_add_up_to_their_parent(store: TotalsStore) -> None:
-    await fill(store, 80)
-    answer = await store.read_summary(WS, START, END, ("PROJECT", "USER"))
+@pytest.mark.parametrize(
+    "levels",
+    [
+        ("PROJECT", "USER"),
+        ("CLIENT", "PROJECT"),
+        ("USER", "DATE"),
+        ("PROJECT", "TASK"),
+        ("USER", "TAG"),
+        ("TAG", "TYPE"),
+    ],
+)
+async def test_two_levels_equal_the_model_under_each_parent(
+    store: TotalsStore, levels: tuple[str, str]
+) -> None:
+    await fill(store, 90)
+    states, names = await stored(store)
+    answer = await store.read_summary(WS, START, END, levels)
+    first, second = levels
+    assert shown(answer) == expected(states, names, Basis(BERLIN), first)
     assert answer["groups"]
     for group in answer["groups"]:
-        assert sum(c["totalSeconds"] for c in group["children"]) == group["totalSeconds"]
-    tags = await store.read_summary(WS, START, END, ("USER", "TAG"))
-    for group in tags["groups"]:  # an entry with two tags counts in both children
-        assert sum(c["totalSeconds"] for c in group["children"]) >= group["totalSeconds"]
+        ident = group["id"]
+
+        def under(state: dict[str, Any], ident: Any = ident) -> bool:
+            return ident in group_ids(state, names, BERLIN, first)
+
+        children = shown({**group, "groups": group["children"]})
+        assert children == expected(states, names, Basis(BERLIN), second, under), ident
 
 
 @pytest.mark.parametrize(
@@ -441,3 +463,26 @@ def test_clockwall_rebuild_rebuilds_with_a_progress_bar_and_the_same_totals(
     monkeypatch.delenv("REDIS_URL")
     assert main(["rebuild"]) == 2
     assert "REDIS_URL is not set" in capsys.readouterr().err
+
+
+async def test_the_description_filter_sees_every_change_to_a_month_it_has_read(
+    store: TotalsStore,
+) -> None:
+    await fill(store, 60)
+    query = parse_filters({"description": "REVIEW"})
+    keep = lambda s: "review" in s["description"].lower()  # noqa: E731
+
+    async def check() -> None:
+        states, names = await stored(store)
+        for level in ("PROJECT", "DATE"):
+            answer = await store.read_summary(WS, START, END, level, filters=query)
+            assert shown(answer) == expected(states, names, Basis(BERLIN), level, keep), level
+
+    await check()  # the month is read and kept
+    body = random_entry(random.Random(99), 500)
+    body["description"] = "Invoice review for ACME"
+    await store.apply_entry(parse_time_entry(body), "create")
+    await check()  # a new entry in it
+    body["description"] = "Standup"
+    await store.apply_entry(parse_time_entry(body), "update")
+    await check()  # an edit that takes it out

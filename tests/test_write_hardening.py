@@ -54,8 +54,9 @@ E1 = "65f0a0a0a0a0a0a0a0a0a0e1"
 E2 = "65f0a0a0a0a0a0a0a0a0a0e2"
 # The cell of `entry()`: Ana on the website, no task, billable, REGULAR, EUR, no tags.
 CELL = f"{ANA.id}|{WEBSITE.id}|-|1|R|EUR|-"
-MONTH_ALL = keys.cells_month(WS, 0, "2026-03")  # the entries' month
+MONTH_ALL = keys.project_month(WS, 0, "2026-03")  # the entries' month, per project
 DAY_ALL = keys.cells_day(WS, 0, "2026-03-24")
+MONTH_FIELD = f"{WEBSITE.id}|s"
 EXACT = 2**53  # the largest magnitude a total may reach
 
 
@@ -166,14 +167,15 @@ async def test_an_entry_that_would_break_a_total_is_a_500_that_changes_nothing(
     key: str,
 ) -> None:
     # The month total is written after the day's: the old script changed the day, then failed.
-    await redis.hset(key, f"{CELL}|s", stored)
+    field = f"{CELL}|s" if key == DAY_ALL else MONTH_FIELD
+    await redis.hset(key, field, stored)
     before = await dump(redis)
     for _ in range(3):  # a resend fails the same way and widens no gap
         response = await post_webhook(client, "NEW_TIME_ENTRY", entry())
         assert response.status_code == 500, response.text
         answer = response.json()
         assert answer["error"].startswith(
-            f"clockwall could not apply this entry: the total {CELL}|s in "
+            f"clockwall could not apply this entry: the total {field} in "
         )
         assert key in answer["error"] and "nothing was recorded" in answer["error"]
         assert "not a Redis outage" in answer["hint"]
@@ -199,23 +201,23 @@ async def test_a_total_may_reach_2_to_the_53_exactly(
     # Deleting the entry takes the totals back down, and a total of zero is removed.
     assert (await post_webhook(client, "TIME_ENTRY_DELETED", entry())).status_code == 200
     assert int(await redis.hget(DAY_ALL, f"{CELL}|s")) == EXACT - 3600
-    assert await redis.hget(MONTH_ALL, f"{CELL}|s") is None
+    assert await redis.hget(MONTH_ALL, MONTH_FIELD) is None
 
 
 async def test_the_embedded_store_refuses_the_same_entry_and_changes_nothing(
     embedded: tuple[httpx.AsyncClient, Redis],
 ) -> None:
     http, store_redis = embedded
-    await store_redis.hset(MONTH_ALL, f"{CELL}|s", 2**63 - 1000)
+    await store_redis.hset(MONTH_ALL, MONTH_FIELD, 2**63 - 1000)
     before = await dump(store_redis)
     response = await post_webhook(http, "NEW_TIME_ENTRY", entry())
     assert response.status_code == 500, response.text
     error = response.json()["error"]
     assert "would overflow" in error and "nothing was recorded" in error
     assert await dump(store_redis) == before
-    await store_redis.hset(MONTH_ALL, f"{CELL}|s", EXACT - 3600)
+    await store_redis.hset(MONTH_ALL, MONTH_FIELD, EXACT - 3600)
     assert (await post_webhook(http, "NEW_TIME_ENTRY", entry())).status_code == 200
-    assert int(await store_redis.hget(MONTH_ALL, f"{CELL}|s")) == EXACT
+    assert int(await store_redis.hget(MONTH_ALL, MONTH_FIELD)) == EXACT
 
 
 @pytest.fixture(params=["pipe", "redis-py"])
@@ -229,14 +231,14 @@ async def store(request: pytest.FixtureRequest, redis: Redis) -> AsyncIterator[T
 async def test_the_store_refuses_an_overflow_on_both_paths_before_any_write(
     store: TotalsStore, redis: Redis
 ) -> None:
-    await redis.hset(MONTH_ALL, f"{CELL}|s", 2**63 - 1000)
+    await redis.hset(MONTH_ALL, MONTH_FIELD, 2**63 - 1000)
     before = await dump(redis)
     with pytest.raises(ApplyError, match=r"would overflow\); nothing was recorded") as caught:
         await store.apply_entry(parse_time_entry(entry()), "create")
     assert caught.value.written is False
     assert await dump(redis) == before
     # The names it carried were not marked as written either: once the total is fixed, they go.
-    await redis.hdel(MONTH_ALL, f"{CELL}|s")
+    await redis.hdel(MONTH_ALL, MONTH_FIELD)
     assert (await store.apply_entry(parse_time_entry(entry()), "create")).outcome == "created"
     assert await redis.hget(keys.names(WS, "project"), WEBSITE.id) is not None
 

@@ -7,8 +7,8 @@
 -- KEYS[3] running hash   (id -> state JSON of running timers)
 -- KEYS[4] changes stream
 -- KEYS[5] projection hash (gen, next: the generations kept; app/rebuild.py)
--- ARGV[1] key prefix "cw:{ws}:" (generation keys "<prefix>g<N>:c:<day>", ":cm:<month>",
---         ":pm:<month>", ":ix:<day>", ":contrib" and name hashes "<prefix>n:<kind>" are built
+-- ARGV[1] key prefix "cw:{ws}:" (generation keys "<prefix>g<N>:c:<day>", ":pm:<month>",
+--         ":ver", ":ix:<day>", ":contrib" and name hashes "<prefix>n:<kind>" are built
 --         from it; all share the hash tag, so they are in the same cluster slot as KEYS)
 -- ARGV[2] entry id
 -- ARGV[3] kind: create | update | delete | restore | sync
@@ -95,7 +95,9 @@ if state == '' then state = cjson.encode({id = id}) end
 
 -- Per generation: the stored contribution (old) and the new one; their difference is netted
 -- per total first, so unchanged fields cost nothing. A cell field goes to its day's hash and
--- its month's; a project field to its month's. The changes are listed as (key, field, delta).
+-- a project field to its month's. The changes are listed as (key, field, delta). (A month's
+-- report is summed from its days by the reader, which caches it while the month's version
+-- stays.)
 local ks, fs, ds, m = {}, {}, {}, 0
 -- The months whose totals change, per generation: their version (`<gen>:ver`, month -> count)
 -- goes up, so a reader's cache of a month's totals knows when it is stale.
@@ -108,11 +110,10 @@ local function collect(gp, c, sign)
     nt = nt + 1
     touched[nt] = {gp, month}
   end
-  local day_key, month_key = gp .. 'c:' .. c.day, gp .. 'cm:' .. month
+  local day_key = gp .. 'c:' .. c.day
   for _, item in ipairs(c.f) do
-    ks[m + 1], fs[m + 1], ds[m + 1] = day_key, item[1], sign * item[2]
-    ks[m + 2], fs[m + 2], ds[m + 2] = month_key, item[1], sign * item[2]
-    m = m + 2
+    m = m + 1
+    ks[m], fs[m], ds[m] = day_key, item[1], sign * item[2]
   end
   local project_key = gp .. 'pm:' .. month
   for _, item in ipairs(c.p) do

@@ -25,7 +25,6 @@ for i = 3, #ARGV, 2 do
     local month = string.sub(c.day, 1, 7)
     for _, item in ipairs(c.f) do
       redis.call('HINCRBY', gp .. 'c:' .. c.day, item[1], item[2])
-      redis.call('HINCRBY', gp .. 'cm:' .. month, item[1], item[2])
     end
     for _, item in ipairs(c.p) do
       redis.call('HINCRBY', gp .. 'pm:' .. month, item[1], item[2])
