@@ -245,45 +245,7 @@ class Api:
         return json_response(out)
 
     async def running(self, request: Request) -> Response:
-        ws = self.workspace(request)
-        entries = await self.store.read_running(ws)
-        users = await self.store.read_names(ws, "user")
-        projects = await self.store.read_names(ws, "project")
-        clients = await self.store.read_names(ws, "client")
-        now = self.store.clock()
-        out = []
-        for entry in entries:
-            project = projects.get(entry.get("projectId") or "")
-            if project and project.get("deleted"):
-                project = None  # deleted in Clockify: "Without project", as every report
-            client_id = (project or {}).get("clientId") or ""
-            client = clients.get(client_id)
-            if client and client.get("deleted"):
-                client = None
-            start = datetime.fromisoformat(entry["start"])
-            out.append(
-                {
-                    "id": entry["id"],
-                    "user": {
-                        "id": entry["userId"],
-                        "name": users.get(entry["userId"], {}).get("name") or entry["userId"],
-                    },
-                    "project": {
-                        "id": entry["projectId"],
-                        "name": project.get("name"),
-                        "color": project.get("color"),
-                    }
-                    if project
-                    else None,
-                    "client": {"id": client_id, "name": client.get("name")} if client else None,
-                    "description": entry.get("description", ""),
-                    "start": entry["start"],
-                    "elapsedSeconds": max(0, int((now - start).total_seconds())),
-                    "billable": bool(entry.get("billable")),
-                    "tagIds": entry.get("tagIds", []),
-                }
-            )
-        return json_response({"running": out, "asOf": now.isoformat()})
+        return json_response(await self.store.reports.running(self.workspace(request)))
 
     async def healthz(self, request: Request) -> Response:
         return json_response({"status": "ok"})

@@ -75,6 +75,12 @@ class Basis:
         return round_seconds(seconds, *self.rounding)
 
 
+def amount_minor(seconds: int, rate_minor: int) -> int:
+    """One entry's billable amount in minor units, rounded half up on its own: what an invoice
+    line and Clockify's Detailed report show. Totals never add these (see `minor_of_exact`)."""
+    return (seconds * rate_minor + 1800) // 3600
+
+
 def minor_of_exact(exact: int) -> int:
     """Minor units of an exact amount (rate_minor x seconds, i.e. 3600ths of a minor unit),
     rounded half up once: Clockify's reports multiply a group's total time by the rate and round

@@ -24,13 +24,16 @@ from app.projection import (
     TYPE_CODES,
     Basis,
     Cell,
+    amount_minor,
     contribution,
     minor_of_exact,
     split_field,
     type_name,
 )
+from app.stream import decode_change
 
 if TYPE_CHECKING:
+    from app.progress import ProgressPlan
     from app.store import Generations, TotalsStore
 
 DIMENSIONS = ("PROJECT", "USER", "CLIENT", "TAG", "TASK", "DATE", "TYPE")
@@ -50,6 +53,8 @@ NO_NAME = {
     "TYPE": "(Unknown type)",
 }
 ALL_KINDS = ("user", "project", "client", "tag", "task")
+WALL_NAME_KINDS = ALL_KINDS
+FEED_LENGTH = 30  # recent changes in the wall's snapshot
 MAX_PARSED_CELLS = 200_000  # parsed cell keys kept per process
 MONTH_CACHE_SIZE = 512  # grouped answers of whole months kept per process
 CELL_MONTHS = 36  # months of cells kept per process (a new filter groups them in memory)
@@ -435,6 +440,190 @@ class Reports:
                 if raw is not None:
                     states.append(orjson.loads(raw))
         return states
+
+    async def entries(
+        self,
+        ws: str,
+        start: date,
+        end: date,
+        limit: int = 5000,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
+        filters: Filters | None = None,
+    ) -> dict[str, Any]:
+        """The entries of [start, end], at most `limit`; `keep` (a test of an entry's stored
+        state) scopes them before the limit, so a scoped reader never loses its own entries
+        to the rest of the workspace. `truncated` says when the limit cut the list."""
+        days = _days(start, end)
+        gens, _, names, _running, coverage = await self.read(ws, lambda gens: [])
+        states = await self.entry_states(ws, gens, days)
+        wanted = entry_filter(filters, names) if filters is not None else None
+        now = self.store.clock()
+        rounding = gens.basis.rounding
+        parsed: list[dict[str, Any]] = []
+        truncated = False
+        for state in states:
+            if keep is not None and not keep(state):
+                continue
+            if wanted is not None and not wanted(state):
+                continue
+            if len(parsed) == limit:
+                truncated = True
+                break
+            parsed.append(state)
+        entries = []
+        for state in parsed:
+            start_at = parse_instant(state["start"], "start")
+            assert start_at is not None
+            running = state.get("end") is None
+            end_at = parse_instant(state.get("end"), "end") or now
+            raw_seconds = max(0, int((end_at - start_at).total_seconds()))
+            seconds = gens.basis.counted(raw_seconds)
+            project_id = names.project(state.get("projectId") or NONE)
+            project = names.record("project", project_id)
+            client_id = names.client_of(state.get("projectId") or NONE)
+            amount = 0
+            # Each entry's own amount, rounded on its own as an invoice line or Clockify's
+            # Detailed report rounds it; group totals round once (`minor_of_exact`).
+            if state.get("billable") and state.get("rate") and state.get("currency"):
+                amount = amount_minor(seconds, int(state["rate"]))
+            cost = 0
+            if state.get("costRate") and state.get("currency"):
+                cost = amount_minor(seconds, int(state["costRate"]))
+            user = names.record("user", state["userId"])
+            task_id = names.task(state.get("projectId") or NONE, state.get("taskId") or NONE)
+            entries.append(
+                {
+                    "id": state["id"],
+                    "day": gens.basis.day_of(start_at),
+                    "start": state["start"],
+                    "end": state.get("end"),
+                    "running": running,
+                    "durationSeconds": seconds,
+                    **({"rawSeconds": raw_seconds} if rounding else {}),
+                    "description": state.get("description", ""),
+                    "billable": bool(state.get("billable")),
+                    "type": state.get("type") or "REGULAR",
+                    "billableAmount": amount / 100,
+                    "costAmount": cost / 100,
+                    "currency": state.get("currency") if amount or cost else None,
+                    "user": {"id": state["userId"], "name": user.get("name") or state["userId"]},
+                    "project": {
+                        "id": project_id,
+                        "name": project.get("name") or project_id,
+                        "color": project.get("color"),
+                    }
+                    if project_id != NONE
+                    else None,
+                    "client": {
+                        "id": client_id,
+                        "name": names.record("client", client_id).get("name"),
+                    }
+                    if client_id != NONE
+                    else None,
+                    "task": {"id": task_id, "name": names.record("task", task_id).get("name")}
+                    if task_id != NONE
+                    else None,
+                    "tags": [
+                        {"id": t, "name": names.record("tag", t).get("name") or t}
+                        for t in names.tags(tuple(state.get("tagIds") or ()))
+                    ],
+                }
+            )
+        entries.sort(key=lambda e: (e["start"], e["id"]))
+        return {
+            "entries": entries,
+            "truncated": truncated,
+            "totalSeconds": sum(e["durationSeconds"] for e in entries),
+            "includesRunning": any(e["running"] for e in entries),
+            "dateRange": {"start": start.isoformat(), "end": end.isoformat()},
+            "coverage": coverage_of(coverage, start),
+        }
+
+    async def wall(self, ws: str, start: date, end: date) -> tuple[str, dict[str, Any]]:
+        """The wall's snapshot: every cell of [start, end] by day, running timers, names, the
+        recent feed and the projects' progress, read in ONE transaction together with the id
+        of the newest change it includes (returned first), so the browser can apply later
+        change events on top without a gap or a double count."""
+        store = self.store
+        days = _days(start, end)
+        plans: list[ProgressPlan] = []
+        weekly = await store.progress.weekly_resets(ws)
+
+        def plan(gens: Generations) -> list[str]:
+            plans.append(store.progress.plan(ws, gens.gen, weekly))
+            return [keys.cells_day(ws, gens.gen, day) for day in days] + plans[-1].hashes
+
+        def feed_read(pipe: Any) -> None:
+            pipe.xrevrange(keys.changes(ws), count=FEED_LENGTH)
+
+        gens, results, names, running, coverage = await self.read(ws, plan, feed_read)
+        # Every day of the range, those without totals too (later changes land on them).
+        totals = {day: _fold_day(fields) for day, fields in zip(days, results, strict=False)}
+        progress_results = results[len(days) : len(days) + len(plans[-1].hashes)]
+        recent = results[-1]
+        feed = []
+        for raw_id, fields in reversed(recent):
+            change = decode_change(ws, raw_id, fields)
+            if change is not None and change.data.get("type") == "entry":
+                feed.append({"id": change.id_text, **change.data})
+        stream_id = _decode(recent[0][0]) if recent else "0-0"
+        # Without running timers: the wall adds their elapsed time, as it does to every total.
+        progress = store.progress.fold(plans[-1], names.raw.get("project", {}), progress_results)
+        progress = await store.progress.finish(ws, progress)
+        rounding = gens.basis.rounding
+        return stream_id, {
+            "workspace": ws,
+            "asOf": store.clock().isoformat(),
+            "today": store.today().isoformat(),
+            "range": {"start": start.isoformat(), "end": end.isoformat()},
+            "days": totals,
+            "rounding": {"mode": rounding[0], "minutes": rounding[1]} if rounding else None,
+            "coverage": coverage_of(coverage, start),
+            "running": running,
+            "names": {kind: names.raw.get(kind, {}) for kind in WALL_NAME_KINDS},
+            "feed": feed,
+            "progress": progress,
+        }
+
+    async def running(self, ws: str) -> dict[str, Any]:
+        """The running timers, oldest first, with the names Clockify shows for them now."""
+        entries = await self.store.read_running(ws)
+        names = {
+            kind: await self.store.read_names(ws, kind) for kind in ("user", "project", "client")
+        }
+        now = self.store.clock()
+        out = []
+        for entry in entries:
+            project = names["project"].get(entry.get("projectId") or "")
+            if project and project.get("deleted"):
+                project = None  # deleted in Clockify: "Without project", as every report
+            client_id = (project or {}).get("clientId") or ""
+            client = names["client"].get(client_id)
+            if client and client.get("deleted"):
+                client = None
+            start = datetime.fromisoformat(entry["start"])
+            user = names["user"].get(entry["userId"], {})
+            out.append(
+                {
+                    "id": entry["id"],
+                    "user": {"id": entry["userId"], "name": user.get("name") or entry["userId"]},
+                    "project": {
+                        "id": entry["projectId"],
+                        "name": project.get("name"),
+                        "color": project.get("color"),
+                    }
+                    if project
+                    else None,
+                    "client": {"id": client_id, "name": client.get("name")} if client else None,
+                    "description": entry.get("description", ""),
+                    "start": entry["start"],
+                    "elapsedSeconds": max(0, int((now - start).total_seconds())),
+                    "billable": bool(entry.get("billable")),
+                    "type": entry.get("type") or "REGULAR",
+                    "tagIds": entry.get("tagIds", []),
+                }
+            )
+        return {"running": out, "asOf": now.isoformat()}
 
     async def summary(
         self,
@@ -993,3 +1182,13 @@ def _split(start: date, end: date) -> tuple[list[str], list[str]]:
 def _month_days(month: str) -> list[str]:
     first = date.fromisoformat(f"{month}-01")
     return _days(first, _month_end(first))
+
+
+def _fold_day(fields: dict[Any, Any]) -> dict[str, dict[str, int]]:
+    """A day's cell hash as {cell: {s, r, e, c}} (app/projection.py); amounts stay exact, the
+    browser rounds them once after summing a total."""
+    out: dict[str, dict[str, int]] = {}
+    for raw_field, raw_value in fields.items():
+        cell, kind = split_field(_decode(raw_field))
+        out.setdefault(cell, {})[kind] = int(raw_value)
+    return out

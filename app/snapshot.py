@@ -15,14 +15,9 @@ from typing import Any
 
 import orjson
 
-from app import keys
-from app.projection import split_field
-from app.reports import coverage_of
-from app.store import Generations, ProgressPlan, TotalsStore
-from app.stream import ChangeHub, _decode_change, _text
+from app.store import TotalsStore
+from app.stream import ChangeHub
 
-NAME_KINDS = ("user", "project", "client", "tag", "task")
-FEED_LENGTH = 30
 CacheKey = tuple[str, date, date]
 
 
@@ -32,60 +27,12 @@ class Snapshot:
     data: bytes
 
 
-def _fold_day(fields: dict[Any, Any]) -> dict[str, dict[str, int]]:
-    """A day's cell hash as {cell: {s, r, e, c}} (app/projection.py); amounts stay exact, the
-    browser rounds them once after summing a total."""
-    out: dict[str, dict[str, int]] = {}
-    for raw_field, raw_value in fields.items():
-        cell, kind = split_field(_text(raw_field))
-        out.setdefault(cell, {})[kind] = int(raw_value)
-    return out
-
-
 async def read_snapshot(
     store: TotalsStore, ws: str, start: date, end: date, extra: dict[str, Any]
 ) -> Snapshot:
-    days = store.days(start, end)
-    plans: list[ProgressPlan] = []
-    weekly = await store.weekly_resets(ws)
-
-    def plan(gens: Generations) -> list[str]:
-        plans.append(store.progress_plan(ws, gens.gen, weekly))
-        return [keys.cells_day(ws, gens.gen, day) for day in days] + plans[-1].hashes
-
-    def feed_read(pipe: Any) -> None:
-        pipe.xrevrange(keys.changes(ws), count=FEED_LENGTH)
-
-    gens, results, names, running, coverage = await store.reports.read(ws, plan, feed_read)
-    # Every day of the range, those without totals too (later changes land on them).
-    totals = {day: _fold_day(fields) for day, fields in zip(days, results, strict=False)}
-    progress_results = results[len(days) : len(days) + len(plans[-1].hashes)]
-    recent = results[-1]
-    feed = []
-    for raw_id, fields in reversed(recent):
-        change = _decode_change(ws, raw_id, fields)
-        if change is not None and change.data.get("type") == "entry":
-            feed.append({"id": change.id_text, **change.data})
-    stream_id = _text(recent[0][0]) if recent else "0-0"
-    # Without running timers: the wall adds their elapsed time, as it does to every total.
-    progress = store.fold_progress(plans[-1], names.raw.get("project", {}), progress_results)
-    progress = await store.finish_progress(ws, progress)
-    rounding = gens.basis.rounding
-    payload = {
-        "workspace": ws,
-        "asOf": store.clock().isoformat(),
-        "today": store.today().isoformat(),
-        "range": {"start": start.isoformat(), "end": end.isoformat()},
-        "days": totals,
-        "rounding": {"mode": rounding[0], "minutes": rounding[1]} if rounding else None,
-        "coverage": coverage_of(coverage, start),
-        "running": running,
-        "names": {kind: names.raw.get(kind, {}) for kind in NAME_KINDS},
-        "feed": feed,
-        "progress": progress,
-        **extra,
-    }
-    return Snapshot(stream_id, orjson.dumps(payload))
+    """The wall's snapshot of [start, end] (shaped by app/reports.py `Reports.wall`)."""
+    stream_id, payload = await store.reports.wall(ws, start, end)
+    return Snapshot(stream_id, orjson.dumps({**payload, **extra}))
 
 
 class SnapshotCache:

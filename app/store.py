@@ -1,7 +1,9 @@
-"""TotalsStore: applies time entries atomically (one Lua call each) and reads precomputed totals.
+"""TotalsStore: applies time entries atomically (one Lua call each) to the stored entries and
+their projection (app/projection.py), keeps the generations of totals (app/rebuild.py).
 
-Writes go through `apply_entry` / `delete_entry` / `apply_names`; reads never scan entries,
-they sum the per-day total hashes of the range and add running timers' elapsed time.
+Writes go through `apply_entry` / `delete_entry` / `apply_names`. Every answer is shaped on the
+read side, app/reports.py (reports, entries, running timers, the wall's snapshot) and
+app/progress.py (project progress); the `read_*` methods here forward to it.
 """
 
 from __future__ import annotations
@@ -29,10 +31,11 @@ from redis.exceptions import (
 )
 
 from app import keys
-from app.models import RESET_OPTIONS, Named, TimeEntry, parse_instant
+from app.models import Named, TimeEntry
 from app.pipe import ScriptPipe
-from app.projection import NONE, Basis, contribution, minor_of_exact, split_field
-from app.reports import Filters, Reports, coverage_of, entry_filter
+from app.progress import ProjectProgress
+from app.projection import Basis, contribution
+from app.reports import Filters, Reports
 
 Clock = Callable[[], datetime]
 STORE_DEADLINE_S = 5.0  # the longest a write waits for Redis
@@ -86,12 +89,6 @@ def utc_now() -> datetime:
 
 def _load_script(name: str) -> str:
     return resources.files("app").joinpath("lua", name).read_text(encoding="utf-8")
-
-
-def amount_minor(seconds: int, rate_minor: int) -> int:
-    """One entry's billable amount in minor units, rounded half up on its own: what an invoice
-    line and Clockify's Detailed report show. Totals never add these (see `minor_of_exact`)."""
-    return (seconds * rate_minor + 1800) // 3600
 
 
 @dataclass(frozen=True)
@@ -162,7 +159,9 @@ class TotalsStore:
         self._names = redis.register_script(_load_script("apply_names.lua"))
         self._project_clients: dict[tuple[str, str], str | None] = {}
         self._gens: dict[str, Generations] = {}
+        # The read side: every answer is shaped there, from what this store keeps.
         self.reports = Reports(self)
+        self.progress = ProjectProgress(self)
         self._sent_names: dict[tuple[str, str, str], tuple[bytes, float]] = {}
 
     def settle(self, zone: ZoneInfo, week_start_index: int) -> None:
@@ -425,160 +424,9 @@ class TotalsStore:
         """The Summary report of [start, end] (app/reports.py)."""
         return await self.reports.summary(ws, start, end, group, filters, include_running)
 
-    def progress_plan(self, ws: str, gen: str, weekly: bool = True) -> ProgressPlan:
-        """The hashes a project progress is computed from, in generation `gen`; read them
-        (HGETALL, in this order) and give the results to `fold_progress`. The snapshot reads
-        them in its transaction, so its progress and its totals include exactly the same
-        changes. `weekly`: some project's estimate resets weekly, so the week's days are read
-        too (the costly part: see `weekly_resets`)."""
-        today = self.today()
-        months = _months_around(today, PROGRESS_PAST_MONTHS, PROGRESS_FUTURE_MONTHS)
-        week_start, week_end = self.current_week()
-        week = self.days(week_start, week_end)
-        hashes = [keys.project_month(ws, gen, m) for m in months]
-        if weekly:
-            hashes += [keys.cells_day(ws, gen, d) for d in week]
-        hashes.append(keys.project_tracked(ws))
-        return ProgressPlan(today, months, week, hashes, gen, weekly)
-
-    async def weekly_resets(self, ws: str) -> bool:
-        """Whether some project's estimate resets weekly (its progress needs this week's
-        totals per project, summed from the week's cells)."""
-        projects = await self.read_names(ws, "project")
-        return any(record.get("estimateReset") == "WEEKLY" for record in projects.values())
-
-    def fold_progress(
-        self,
-        plan: ProgressPlan,
-        projects: dict[str, dict[str, Any]],
-        results: list[dict[Any, Any]],
-        running: list[dict[str, Any]] | None = None,
-    ) -> dict[str, Any]:
-        """Each estimated project's progress as Clockify shows it: tracked over the project's
-        life (Clockify's own `duration` as the poller last read it; else every total clockwall
-        holds), or since the last reset for an estimate that resets, against its time estimate
-        or its money budget. `running`: timers whose elapsed time counts too (the wall adds its
-        own, live). `since` is the first month clockwall holds totals of (`first_day` narrows
-        it to a day)."""
-        n_months, n_week = len(plan.months), len(plan.week) if plan.weekly else 0
-        month_fields = [_decoded_ints(r) for r in results[:n_months]]
-        week_fields = [_project_fields(r) for r in results[n_months : n_months + n_week]]
-        tracked = {_decode(k): _decode(v) for k, v in results[n_months + n_week].items()}
-        held = [m for m, fields in zip(plan.months, month_fields, strict=True) if fields]
-        this_month = plan.today.isoformat()[:7]
-        # reset option -> (first day, last day, the project totals of that span)
-        periods: dict[str | None, tuple[str | None, str | None, dict[str, int]]] = {
-            None: (None, None, _sum_dicts(month_fields)),
-            "WEEKLY": (plan.week[0], plan.week[-1], _sum_dicts(week_fields)),
-            "MONTHLY": (
-                f"{this_month}-01",
-                _month_end(plan.today.replace(day=1)).isoformat(),
-                month_fields[plan.months.index(this_month)],
-            ),
-            "YEARLY": (
-                f"{plan.today.year:04d}-01-01",
-                f"{plan.today.year:04d}-12-31",
-                _sum_dicts(
-                    f
-                    for m, f in zip(plan.months, month_fields, strict=True)
-                    if m[:4] == this_month[:4]
-                ),
-            ),
-        }
-        now = self.clock()
-        out: dict[str, Any] = {}
-        for pid, record in projects.items():
-            budget = record.get("budgetMinor")
-            estimate = budget or record.get("estimateSeconds")
-            if not isinstance(estimate, int) or estimate <= 0:
-                continue
-            reset = record.get("estimateReset")
-            reset = reset if reset in RESET_OPTIONS else None
-            since, until, sums = periods[reset]
-            if budget:
-                currency = record.get("currency") or _largest_currency(sums, pid)
-                field = f"a|{currency}" if currency else "a"
-            else:
-                field = "b" if record.get("billableOnly") else "s"
-            if reset:
-                basis = "period"
-            elif field == "s" and tracked.get(pid, "").isdigit():
-                basis = "clockify"  # Clockify's figure counts non-billable time too
-            else:
-                basis = "seen"
-            value = int(tracked[pid]) if basis == "clockify" else sums.get(f"{pid}|{field}", 0)
-            # A budget's amount: legacy `a` fields plus the exact `m` part, rounded once.
-            exact = sums.get(f"{pid}|m|{field[2:]}", 0) if budget and field != "a" else 0
-            for entry in running or ():
-                if entry.get("projectId") != pid:
-                    continue
-                start = parse_instant(entry["start"], "start")
-                assert start is not None
-                day = self.day_of(start)
-                if (since and day < since) or (until and day > until):
-                    continue
-                elapsed = max(0, int((now - start).total_seconds()))
-                if budget:
-                    exact += _running_part(entry, field, elapsed)
-                else:
-                    value += _running_part(entry, field, elapsed)
-            value += minor_of_exact(exact)
-            out[pid] = {
-                "kind": "budget" if budget else "time",
-                "estimate": estimate,
-                "tracked": value,
-                "percent": round(value * 100 / estimate),
-                "over": value > estimate,
-                "field": field,
-                "currency": (field[2:] or None) if budget else None,
-                "reset": reset,
-                "basis": basis,
-                "since": since,
-                "until": until,
-            }
-            if budget:
-                # The exact part (rate_minor x seconds) of `tracked`: the wall adds later
-                # changes and running timers to it before rounding, as this does.
-                out[pid]["trackedExact"] = exact
-        return {
-            "projects": out,
-            "since": f"{held[0]}-01" if held else None,
-            "clockifyReadAt": tracked.get("readAt"),
-        }
-
-    async def first_day(self, ws: str, month: str) -> str | None:
-        """The first day of `month` (YYYY-MM) clockwall holds totals of."""
-        first = date.fromisoformat(f"{month}-01")
-        days = self.days(first, _month_end(first))
-        gen = (await self.generations(ws, create=False)).gen
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for day in days:
-                pipe.exists(keys.cells_day(ws, gen, day))
-            found = await pipe.execute()
-        return next((day for day, exists in zip(days, found, strict=True) if exists), None)
-
-    async def finish_progress(self, ws: str, progress: dict[str, Any]) -> dict[str, Any]:
-        """Narrow `since` from a month to the first day, where a page will say it."""
-        if progress["since"] and any(p["basis"] == "seen" for p in progress["projects"].values()):
-            progress["since"] = await self.first_day(ws, progress["since"][:7]) or progress["since"]
-        return progress
-
     async def read_progress(self, ws: str, include_running: bool = True) -> dict[str, Any]:
-        plans: list[ProgressPlan] = []
-        weekly = await self.weekly_resets(ws)
-
-        def plan_of(gens: Generations) -> list[str]:
-            plans.append(self.progress_plan(ws, gens.gen, weekly))
-            return plans[-1].hashes
-
-        _gens, results, names, running, _ = await self.reports.read(ws, plan_of)
-        progress = self.fold_progress(
-            plans[-1],
-            names.raw.get("project", {}),
-            results,
-            running if include_running else None,
-        )
-        return await self.finish_progress(ws, progress)
+        """Each estimated project's progress (app/progress.py)."""
+        return await self.progress.read(ws, include_running)
 
     async def read_team(
         self, ws: str, start: date, end: date, filters: Filters | None = None
@@ -594,172 +442,12 @@ class TotalsStore:
         keep: Callable[[dict[str, Any]], bool] | None = None,
         filters: Filters | None = None,
     ) -> dict[str, Any]:
-        """The entries of [start, end], at most `limit`; `keep` (a test of an entry's stored
-        state) scopes them before the limit, so a scoped reader never loses its own entries
-        to the rest of the workspace. `truncated` says when the limit cut the list."""
-        days = self.days(start, end)
-        gens, _, names, _running, coverage = await self.reports.read(ws, lambda gens: [])
-        states = await self.reports.entry_states(ws, gens, days)
-        wanted = entry_filter(filters, names) if filters is not None else None
-        now = self.clock()
-        rounding = gens.basis.rounding
-        parsed: list[dict[str, Any]] = []
-        truncated = False
-        for state in states:
-            if keep is not None and not keep(state):
-                continue
-            if wanted is not None and not wanted(state):
-                continue
-            if len(parsed) == limit:
-                truncated = True
-                break
-            parsed.append(state)
-        entries = []
-        for state in parsed:
-            start_at = parse_instant(state["start"], "start")
-            assert start_at is not None
-            running = state.get("end") is None
-            end_at = parse_instant(state.get("end"), "end") or now
-            raw_seconds = max(0, int((end_at - start_at).total_seconds()))
-            seconds = gens.basis.counted(raw_seconds)
-            project_id = names.project(state.get("projectId") or NONE)
-            project = names.record("project", project_id)
-            client_id = names.client_of(state.get("projectId") or NONE)
-            amount = 0
-            # Each entry's own amount, rounded on its own as an invoice line or Clockify's
-            # Detailed report rounds it; group totals round once (`minor_of_exact`).
-            if state.get("billable") and state.get("rate") and state.get("currency"):
-                amount = amount_minor(seconds, int(state["rate"]))
-            cost = 0
-            if state.get("costRate") and state.get("currency"):
-                cost = amount_minor(seconds, int(state["costRate"]))
-            user = names.record("user", state["userId"])
-            task_id = names.task(state.get("projectId") or NONE, state.get("taskId") or NONE)
-            entries.append(
-                {
-                    "id": state["id"],
-                    "day": gens.basis.day_of(start_at),
-                    "start": state["start"],
-                    "end": state.get("end"),
-                    "running": running,
-                    "durationSeconds": seconds,
-                    **({"rawSeconds": raw_seconds} if rounding else {}),
-                    "description": state.get("description", ""),
-                    "billable": bool(state.get("billable")),
-                    "type": state.get("type") or "REGULAR",
-                    "billableAmount": amount / 100,
-                    "costAmount": cost / 100,
-                    "currency": state.get("currency") if amount or cost else None,
-                    "user": {"id": state["userId"], "name": user.get("name") or state["userId"]},
-                    "project": {
-                        "id": project_id,
-                        "name": project.get("name") or project_id,
-                        "color": project.get("color"),
-                    }
-                    if project_id != NONE
-                    else None,
-                    "client": {
-                        "id": client_id,
-                        "name": names.record("client", client_id).get("name"),
-                    }
-                    if client_id != NONE
-                    else None,
-                    "task": {"id": task_id, "name": names.record("task", task_id).get("name")}
-                    if task_id != NONE
-                    else None,
-                    "tags": [
-                        {"id": t, "name": names.record("tag", t).get("name") or t}
-                        for t in names.tags(tuple(state.get("tagIds") or ()))
-                    ],
-                }
-            )
-        entries.sort(key=lambda e: (e["start"], e["id"]))
-        return {
-            "entries": entries,
-            "truncated": truncated,
-            "totalSeconds": sum(e["durationSeconds"] for e in entries),
-            "includesRunning": any(e["running"] for e in entries),
-            "dateRange": {"start": start.isoformat(), "end": end.isoformat()},
-            "coverage": coverage_of(coverage, start),
-        }
+        """The entries of [start, end] (app/reports.py)."""
+        return await self.reports.entries(ws, start, end, limit, keep, filters)
 
     async def read_last_change_id(self, ws: str) -> str:
         info = await self.redis.xrevrange(keys.changes(ws), count=1)
         return _decode(info[0][0]) if info else "0-0"
-
-
-@dataclass(frozen=True)
-class ProgressPlan:
-    today: date
-    months: list[str]  # YYYY-MM, oldest first
-    week: list[str]  # the current week's days
-    hashes: list[str]  # month rollups, the week's day hashes, then Clockify's figures
-    gen: str  # the generation of totals they belong to
-    weekly: bool = True  # the week's day hashes are among `hashes`
-
-
-def _months_around(today: date, past: int, future: int) -> list[str]:
-    index = today.year * 12 + today.month - 1
-    first = max(index - past, 0)
-    last = min(index + future, date.max.year * 12 + 11)
-    return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(first, last + 1) if i >= 12]
-
-
-def _decoded_ints(fields: dict[Any, Any]) -> dict[str, int]:
-    return {_decode(k): int(v) for k, v in fields.items()}
-
-
-def _sum_dicts(dicts: Iterable[dict[str, int]]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for fields in dicts:
-        for name, value in fields.items():
-            out[name] = out.get(name, 0) + value
-    return out
-
-
-def _largest_currency(sums: dict[str, int], pid: str) -> str | None:
-    """The currency a project has earned most in (a budget without a currency of its own)."""
-    exact: dict[str, int] = {}
-    prefix = f"{pid}|m|"
-    for name, value in sums.items():
-        if name.startswith(prefix):
-            exact[name[len(prefix) :]] = value
-    amounts = [(minor_of_exact(v), c) for c, v in exact.items() if minor_of_exact(v)]
-    return max(amounts)[1] if amounts else None
-
-
-def _project_fields(cells: dict[Any, Any]) -> dict[str, int]:
-    """A day's cell hash as the project fields progress reads (`<pid>|s`, `|b`, `|m|CUR`)."""
-    out: dict[str, int] = {}
-    for raw_field, raw_value in cells.items():
-        key, kind = split_field(_decode(raw_field))
-        if kind not in ("s", "e"):
-            continue
-        parts = key.split("|")
-        pid, billable, currency = parts[1], parts[3] == "1", parts[5]
-        value = int(raw_value)
-        if kind == "s":
-            out[f"{pid}|s"] = out.get(f"{pid}|s", 0) + value
-            if billable:
-                out[f"{pid}|b"] = out.get(f"{pid}|b", 0) + value
-        else:
-            out[f"{pid}|m|{currency}"] = out.get(f"{pid}|m|{currency}", 0) + value
-    return out
-
-
-def _running_part(entry: dict[str, Any], field: str, elapsed: int) -> int:
-    """What a running timer adds to a progress figure of `field` (s, b or a|<currency>): seconds,
-    or for an amount the exact rate_minor x seconds (rounded with the rest by the caller)."""
-    if field == "s":
-        return elapsed
-    if not entry.get("billable"):
-        return 0
-    if field == "b":
-        return elapsed
-    currency = field[2:]
-    if entry.get("rate") and entry.get("currency") and entry["currency"] == currency:
-        return elapsed * int(entry["rate"])
-    return 0
 
 
 def _month_end(day: date) -> date:

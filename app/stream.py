@@ -326,7 +326,7 @@ class ChangeHub:
         while True:
             batch: Any = await self.redis.xrange(stream, min=cursor, count=500)
             for raw_id, fields in batch:
-                change = _decode_change(workspace, raw_id, fields)
+                change = decode_change(workspace, raw_id, fields)
                 if change is not None:
                     out.append(change)
             if len(batch) < 500:
@@ -473,7 +473,7 @@ class ChangeHub:
                 batch: list[Change] = []
                 for raw_id, fields in entries:
                     self.last_ids[stream] = _text(raw_id)
-                    change = _decode_change(workspace, raw_id, fields)
+                    change = decode_change(workspace, raw_id, fields)
                     if change is not None:
                         batch.append(change)
                 if not batch:
@@ -497,7 +497,7 @@ def _text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
-def _decode_change(workspace: str, raw_id: Any, fields: Any) -> Change | None:
+def decode_change(workspace: str, raw_id: Any, fields: Any) -> Change | None:
     sid = parse_stream_id(_text(raw_id))
     raw = fields.get(b"d") if isinstance(fields, dict) else None
     if raw is None and isinstance(fields, dict):

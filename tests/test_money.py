@@ -17,8 +17,8 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.main import create_app
+from app.projection import minor_of_exact
 from app.snapshot import read_snapshot
-from app.store import minor_of_exact
 from tests.conftest import WS, FixedClock, make_settings
 from tests.payloads import (
     ACME,
