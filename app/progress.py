@@ -7,12 +7,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from typing import TYPE_CHECKING, Any
 
 from app import keys
 from app.models import RESET_OPTIONS, parse_instant
-from app.projection import minor_of_exact, split_field
+from app.projection import minor_of_exact, month_end, split_field
 
 if TYPE_CHECKING:
     from app.store import Generations, TotalsStore
@@ -75,7 +75,7 @@ class ProjectProgress:
             "WEEKLY": (plan.week[0], plan.week[-1], _sum_dicts(week_fields)),
             "MONTHLY": (
                 f"{this_month}-01",
-                _month_end(plan.today.replace(day=1)).isoformat(),
+                month_end(plan.today.replace(day=1)).isoformat(),
                 month_fields[plan.months.index(this_month)],
             ),
             "YEARLY": (
@@ -152,7 +152,7 @@ class ProjectProgress:
     async def first_day(self, ws: str, month: str) -> str | None:
         """The first day of `month` (YYYY-MM) clockwall holds totals of."""
         first = date.fromisoformat(f"{month}-01")
-        days = self.store.days(first, _month_end(first))
+        days = self.store.days(first, month_end(first))
         gen = (await self.store.generations(ws, create=False)).gen
         async with self.store.redis.pipeline(transaction=False) as pipe:
             for day in days:
@@ -256,13 +256,6 @@ def _running_part(entry: dict[str, Any], field: str, elapsed: int) -> int:
     if entry.get("rate") and entry.get("currency") and entry["currency"] == currency:
         return elapsed * int(entry["rate"])
     return 0
-
-
-def _month_end(day: date) -> date:
-    if day.year == date.max.year and day.month == 12:
-        return date.max
-    first_next = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return first_next - timedelta(days=1)
 
 
 def _decode(raw: Any) -> str:

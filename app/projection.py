@@ -23,7 +23,7 @@ raw seconds (progress measures tracked time), its amount the one the cells hold.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -100,6 +100,14 @@ def round_seconds(seconds: int, mode: str, minutes: int) -> int:
     if mode == "DOWN":
         return seconds // step * step
     return (seconds + step // 2) // step * step
+
+
+def month_end(day: date) -> date:
+    """The last day of `day`'s month."""
+    if day.year == date.max.year and day.month == 12:
+        return date.max
+    first_next = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return first_next - timedelta(days=1)
 
 
 def type_code(entry_type: str | None) -> str:

@@ -27,6 +27,7 @@ from app.projection import (
     amount_minor,
     contribution,
     minor_of_exact,
+    month_end,
     split_field,
     type_name,
 )
@@ -979,13 +980,6 @@ def _days(start: date, end: date) -> list[str]:
     return [(start + timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
-def _month_end(day: date) -> date:
-    if day.year == date.max.year and day.month == 12:
-        return date.max
-    first_next = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return first_next - timedelta(days=1)
-
-
 def entry_filter(filters: Filters, names: Names) -> Callable[[dict[str, Any]], bool]:
     """`filters` as a test of one stored entry state (the entries report)."""
     keep_cell = _keeper(filters, names)
@@ -1165,12 +1159,12 @@ def _split(start: date, end: date) -> tuple[list[str], list[str]]:
     days: list[str] = []
     cursor = start
     while cursor <= end:
-        month_end = _month_end(cursor)
-        if cursor.day == 1 and month_end <= end:
+        last = month_end(cursor)
+        if cursor.day == 1 and last <= end:
             months.append(cursor.isoformat()[:7])
-            if month_end == date.max:
+            if last == date.max:
                 break
-            cursor = month_end + timedelta(days=1)
+            cursor = last + timedelta(days=1)
         else:
             days.append(cursor.isoformat())
             if cursor == date.max:
@@ -1181,7 +1175,7 @@ def _split(start: date, end: date) -> tuple[list[str], list[str]]:
 
 def _month_days(month: str) -> list[str]:
     first = date.fromisoformat(f"{month}-01")
-    return _days(first, _month_end(first))
+    return _days(first, month_end(first))
 
 
 def _fold_day(fields: dict[Any, Any]) -> dict[str, dict[str, int]]:

@@ -450,12 +450,5 @@ class TotalsStore:
         return _decode(info[0][0]) if info else "0-0"
 
 
-def _month_end(day: date) -> date:
-    if day.year == date.max.year and day.month == 12:
-        return date.max
-    first_next = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
-    return first_next - timedelta(days=1)
-
-
 def _decode(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
