@@ -11,6 +11,7 @@ import re
 import time
 from collections.abc import AsyncIterator
 from dataclasses import asdict
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -111,6 +112,9 @@ def open_redis(settings: Settings) -> Redis:
         "only this process sees it. Set REDIS_URL=redis://host:6379/0 for real use."
     )
     return fakeredis.FakeAsyncRedis()
+
+
+WARM_MONTHS = 12  # whole months read ahead at start (app/reports.py caches them)
 
 
 def basis_of(reporting: ReportingSettings) -> Basis:
@@ -259,6 +263,30 @@ class Service:
                 else "webhook deliveries get 503 until it is; retrying",
             )
             return False
+
+    async def warm_reports(self, months: int = WARM_MONTHS) -> None:
+        """Read the last `months` whole months of every workspace once, in the background,
+        so the first report of a past range answers from memory (app/reports.py caches each
+        month while it is unchanged); a failure only costs that first report its speed."""
+        if not self.store.settled:
+            await self.reporting_settled.wait()
+        today = self.store.today()
+        first = today.replace(day=1)
+        for _ in range(months):
+            first = (first - timedelta(days=1)).replace(day=1)
+        for ws in self.settings.workspace_ids or (self.settings.default_workspace,):
+            started = time.monotonic()
+            try:
+                await self.store.reports.summary(ws, first, today, ("PROJECT",))
+            except (RedisError, OSError, TimeoutError) as exc:
+                log.info("reports of workspace %s not read ahead: %s", ws, type(exc).__name__)
+                continue
+            log.info(
+                "reports of workspace %s read ahead from %s in %.1f s",
+                ws,
+                first,
+                time.monotonic() - started,
+            )
 
     async def follow_reporting(self, every_s: float = 5.0) -> None:
         """Take up what another process (the poller's hourly refresh) stored as the reporting
@@ -511,6 +539,7 @@ def create_app(
         )
         tasks.append(asyncio.create_task(rebuilder.run(), name="clockwall-rebuilder"))
         tasks.append(asyncio.create_task(service.follow_reporting(), name="clockwall-settings"))
+        tasks.append(asyncio.create_task(service.warm_reports(), name="clockwall-warm-reports"))
         tasks += [
             asyncio.create_task(service.run_poller(p), name=f"clockwall-poller-{p.ws}")
             for p in service.pollers

@@ -342,7 +342,7 @@ class Reports:
         self.store = store
         self._cache: MonthCache[Grouped] = MonthCache(cache_size)
         # Whole months' cells (a new query groups them without Redis), by version.
-        self._cells: MonthCache[list[CellRow]] = MonthCache(CELL_MONTHS)
+        self._cells: MonthCache[MonthCells] = MonthCache(CELL_MONTHS)
         # Whole months' entries for the description filter, by version.
         self._described: MonthCache[Descriptions] = MonthCache(DESCRIBED_MONTHS)
 
@@ -788,7 +788,7 @@ class Reports:
             if held is None:
                 unread.append(month)
                 continue
-            grouped = group_cells(held, levels, keep, names)
+            grouped = group_cells(held.candidates(query[1], names), levels, keep, names)
             self._cache.put((ws, gen, month, known[month], by_day, query), grouped)
             parts.append(grouped)
         months = unread
@@ -816,8 +816,9 @@ class Reports:
                 days_fields = [next(body) for _ in month_days[month]]
                 for cell, values in fold_cells(days_fields, rounding).items():
                     cells.append((None, cell, values, False))
-            self._cells.put((ws, gen, month, version, by_day), cells)
-            grouped = group_cells(cells, levels, keep, names)
+            parsed = MonthCells(cells)
+            self._cells.put((ws, gen, month, version, by_day), parsed)
+            grouped = group_cells(parsed.candidates(query[1], names), levels, keep, names)
             self._cache.put((ws, gen, month, version, by_day, query), grouped)
             parts.append(grouped)
         return True
@@ -1010,7 +1011,7 @@ V = TypeVar("V")
 
 
 def group_cells(
-    cells: Iterable[tuple[str | None, str, list[int], bool]],
+    cells: Iterable[tuple[str | None, str | Cell, list[int], bool]],
     levels: tuple[str, ...],
     keep: Callable[[Cell], bool],
     names: Names,
@@ -1020,7 +1021,7 @@ def group_cells(
     groups: dict[str, Bucket] = {}
     includes_running = False
     for day, key, values, running in cells:
-        cell = parse_cell(key)
+        cell = key if isinstance(key, Cell) else parse_cell(key)
         if not keep(cell):
             continue
         includes_running = includes_running or running
@@ -1127,6 +1128,49 @@ class Descriptions:
                 held[0] += found[0]
                 held[1] += found[1]
                 held[2] += found[2]
+
+
+class MonthCells:
+    """A month's cells, parsed, with the rows of each person and each project: a filter on
+    people, projects or clients looks at their rows only."""
+
+    def __init__(self, rows: list[CellRow]) -> None:
+        self.rows: list[tuple[str | None, Cell, list[int], bool]] = [
+            (day, Cell.parse(key), values, running) for day, key, values, running in rows
+        ]
+        self.by_user: dict[str, list[int]] = {}
+        self.by_project: dict[str, list[int]] = {}
+        for index, (_day, cell, _values, _running) in enumerate(self.rows):
+            self.by_user.setdefault(cell.user, []).append(index)
+            self.by_project.setdefault(cell.project, []).append(index)
+
+    def candidates(
+        self, filters: Filters, names: Names
+    ) -> Iterable[tuple[str | None, Cell, list[int], bool]]:
+        """The rows a filter may keep (a superset: the caller still tests each)."""
+        picked: list[int] | None = None
+        if filters.users is not None:
+            picked = [i for user in filters.users for i in self.by_user.get(user, ())]
+        elif filters.projects is not None:
+            wanted = filters.projects
+            picked = [
+                i
+                for project, rows in self.by_project.items()
+                if names.project(project) in wanted
+                for i in rows
+            ]
+        elif filters.clients is not None:
+            clients = filters.clients
+            picked = [
+                i
+                for project, rows in self.by_project.items()
+                if names.client_of(project) in clients
+                for i in rows
+            ]
+        if picked is None:
+            return self.rows
+        rows = self.rows
+        return [rows[i] for i in sorted(set(picked))]
 
 
 class MonthCache(Generic[V]):
