@@ -1151,20 +1151,18 @@ class MonthCells:
         picked: list[int] | None = None
         if filters.users is not None:
             picked = [i for user in filters.users for i in self.by_user.get(user, ())]
-        elif filters.projects is not None:
-            wanted = filters.projects
+        elif filters.projects is not None or filters.clients is not None:
+            # The project as Clockify shows it now (a deleted one is "none"), or its client.
+            resolve: Callable[[str], str]
+            if filters.projects is not None:
+                wanted, resolve = filters.projects, names.project
+            else:
+                assert filters.clients is not None
+                wanted, resolve = filters.clients, names.client_of
             picked = [
                 i
                 for project, rows in self.by_project.items()
-                if names.project(project) in wanted
-                for i in rows
-            ]
-        elif filters.clients is not None:
-            clients = filters.clients
-            picked = [
-                i
-                for project, rows in self.by_project.items()
-                if names.client_of(project) in clients
+                if resolve(project) in wanted
                 for i in rows
             ]
         if picked is None:
