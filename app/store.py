@@ -162,7 +162,9 @@ class TotalsStore:
         # The read side: every answer is shaped there, from what this store keeps.
         self.reports = Reports(self)
         self.progress = ProjectProgress(self)
-        self._sent_names: dict[tuple[str, str, str], tuple[bytes, float]] = {}
+        # (workspace, record, partial) -> when this process last wrote it: an unchanged name
+        # is not sent again for NAME_RESEND_S (a Named compares by what its record holds).
+        self._sent_names: dict[tuple[str, Named, bool], float] = {}
 
     def settle(self, zone: ZoneInfo, week_start_index: int) -> None:
         """Take the settled reporting zone and week start; entries may be applied from now on."""
@@ -297,17 +299,17 @@ class TotalsStore:
         # Names ride along with every entry; a record this process wrote recently and that has
         # not changed is left out, which spares Redis most of the HSETs of a busy webhook feed.
         name_args: list[Any] = []
-        fresh: list[tuple[tuple[str, str, str], bytes]] = []
+        fresh: list[tuple[str, Named, bool]] = []
         now_s = time.monotonic()
         for named in names:
-            record = orjson.dumps(named.to_dict())
-            cache_key = (ws, named.kind, named.id)
-            cached = self._sent_names.get(cache_key)
-            if cached is not None and cached[0] == record and now_s - cached[1] < NAME_RESEND_S:
+            cache_key = (ws, named, named.partial)
+            sent = self._sent_names.get(cache_key)
+            if sent is not None and now_s - sent < NAME_RESEND_S:
                 continue
+            record = orjson.dumps(named.to_dict())
             # "project?": a partial record, written only where none is (see apply_entry.lua).
             name_args += [f"{named.kind}?" if named.partial else named.kind, named.id, record]
-            fresh.append((cache_key, record))
+            fresh.append(cache_key)
         outcome, stream_id = await self._script(
             self._apply,
             [
@@ -339,8 +341,8 @@ class TotalsStore:
             raise ApplyError(f"{sid}; nothing was recorded", written=False)
         if text == "resettle":
             return ApplyResult(text, None)
-        for cache_key, record in fresh:
-            self._sent_names[cache_key] = (record, now_s)
+        for cache_key in fresh:
+            self._sent_names[cache_key] = now_s
         if len(self._sent_names) > 50_000:
             self._sent_names.clear()
         return ApplyResult(text, sid or None)
