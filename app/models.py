@@ -279,9 +279,10 @@ class Named:
         return out
 
 
-def parse_named(kind: str, raw: Any, where: str) -> Named | None:
+def parse_named(kind: str, raw: Any, where: str, tracked: bool = True) -> Named | None:
     """A name record from an embedded object or a USER_/PROJECT_/CLIENT_/TAG_/TASK_ event
-    body."""
+    body. `tracked`: read a project's `duration` (what Clockify has tracked on it) too; an
+    entry's embedded project skips it, as its figure is never kept (see `Named.tracked_s`)."""
     if raw is None:
         return None
     if not isinstance(raw, dict):
@@ -307,7 +308,7 @@ def parse_named(kind: str, raw: Any, where: str) -> Named | None:
         color,
         _str(raw, "clientId", f"{where}."),
         archived=archived,
-        tracked_s=_project_seconds(raw.get("duration")),
+        tracked_s=_project_seconds(raw.get("duration")) if tracked else None,
         currency=_project_currency(raw),
         **_project_estimate(raw),
     )
@@ -559,7 +560,7 @@ def parse_time_entry(body: Any) -> TimeEntry:
     elif isinstance(body.get("userName"), str):
         names.append(Named("user", user_id, body["userName"][:200]))
     if project_obj is not None:
-        project = parse_named("project", project_obj, "project")
+        project = parse_named("project", project_obj, "project", tracked=False)
         if project:
             names.append(project)
             client_name = project_obj.get("clientName")
