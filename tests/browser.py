@@ -25,7 +25,7 @@ from starlette.responses import FileResponse
 from starlette.routing import Route
 
 from app.child_server import free_port
-from tests.conftest import TOKEN, WS
+from tests.conftest import TOKEN, WS, make_settings
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -312,3 +312,29 @@ def launched_chromium() -> Iterator[Browser]:
         chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@contextlib.contextmanager
+def flushed_db(url: str) -> Iterator[Any]:
+    """A (sync) client of the Redis database at `url`, emptied before and after."""
+    import redis
+
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    try:
+        yield client
+    finally:
+        client.flushdb()
+        client.close()
+
+
+def start_live(url: str, clock: Any = None, **overrides: Any) -> LiveServer:
+    """A started LiveServer of the real app on the Redis at `url` (heartbeats every 5 s; the
+    settings `overrides` such as timezone, secret_key or report_rounding)."""
+    from app.main import create_app
+
+    settings = make_settings(redis_url=url, heartbeat_s=5.0, **overrides)
+    extra = {"clock": clock} if clock is not None else {}
+    server = LiveServer(lambda: create_app(settings, **extra))
+    server.start()
+    return server

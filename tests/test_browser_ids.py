@@ -20,10 +20,17 @@ import redis
 from playwright.sync_api import Page, expect
 
 from app import keys
-from app.main import create_app
 from tests import dbs
-from tests.browser import CHROMIUM, LiveServer, entry_body, midday_zone, new_entry_id
-from tests.conftest import WS, make_settings, redis_url
+from tests.browser import (
+    CHROMIUM,
+    LiveServer,
+    entry_body,
+    flushed_db,
+    midday_zone,
+    new_entry_id,
+    start_live,
+)
+from tests.conftest import WS, redis_url
 from tests.test_pages import page, wait_live  # noqa: F401 (fixtures)
 
 DB = dbs.PAGES
@@ -39,18 +46,12 @@ pytestmark = [
 
 @pytest.fixture
 def store() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url(DB))
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with flushed_db(redis_url(DB)) as client:
+        yield client
 
 
 def serve(timezone: str) -> LiveServer:
-    settings = make_settings(redis_url=redis_url(DB), timezone=timezone, heartbeat_s=5.0)
-    server = LiveServer(lambda: create_app(settings))
-    server.start()
-    return server
+    return start_live(redis_url(DB), timezone=timezone)
 
 
 @pytest.fixture

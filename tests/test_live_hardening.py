@@ -364,16 +364,23 @@ async def test_a_share_stream_learns_only_whether_the_store_answers(r12: Redis) 
 
 
 # A Redis that goes silent (item 12) -----------------------------------------------------
-@pytest.mark.slow
-async def test_a_silent_redis_shows_as_unreachable_and_the_stream_goes_on_after(
-    tmp_path: Path,
-) -> None:
+async def app_on_own_redis(tmp_path: Path) -> tuple[RedisProcess, Any, Any]:
+    """A Redis of this test's own (so it can be paused) and the app on it, its change reader
+    quick to notice a silence."""
     redis_server = RedisProcess(tmp_path / "redis", appendonly=False)
     await redis_server.start()
     app = create_app(make_settings(redis_url=redis_server.url(0)))
     hub = app.state.service.hub
     hub.block_ms = 200
     hub.read_margin_s = 0.5
+    return redis_server, app, hub
+
+
+@pytest.mark.slow
+async def test_a_silent_redis_shows_as_unreachable_and_the_stream_goes_on_after(
+    tmp_path: Path,
+) -> None:
+    redis_server, app, hub = await app_on_own_redis(tmp_path)
     try:
         async with AppServer(app) as server, await SSEClient.connect(server.port) as client:
             await opening(client)
@@ -403,12 +410,7 @@ async def test_a_silent_redis_shows_as_unreachable_and_the_stream_goes_on_after(
 async def test_a_server_starting_while_redis_is_silent_starts_and_reads_every_workspace(
     tmp_path: Path,
 ) -> None:
-    redis_server = RedisProcess(tmp_path / "redis", appendonly=False)
-    await redis_server.start()
-    app = create_app(make_settings(redis_url=redis_server.url(0)))
-    hub = app.state.service.hub
-    hub.block_ms = 200
-    hub.read_margin_s = 0.5
+    redis_server, app, _hub = await app_on_own_redis(tmp_path)
     try:
         redis_server.pause()
         async with AppServer(app) as server:  # the start-up read gives up at its deadline

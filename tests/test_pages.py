@@ -13,23 +13,24 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis
 from playwright.sync_api import Browser, Page, expect
 
-from app.main import PAGES, create_app, render_page
+from app.main import PAGES, render_page
 from tests import dbs
 from tests.browser import (
     ARTIFACTS,
     CHROMIUM,
     LiveServer,
     entry_body,
+    flushed_db,
     midday_zone,
     new_entry_id,
     project_body,
+    start_live,
     watched_tab,
     week_days_so_far,
 )
-from tests.conftest import make_settings, redis_url
+from tests.conftest import redis_url
 from tests.payloads import hm, utc
 
 DB = dbs.PAGES
@@ -45,18 +46,12 @@ pytestmark = pytest.mark.skipif(
 # Fixtures ------------------------------------------------------------------------------------
 @pytest.fixture
 def flushed_redis() -> Iterator[None]:
-    client = redis.Redis.from_url(redis_url(DB))
-    client.flushdb()
-    yield
-    client.flushdb()
-    client.close()
+    with flushed_db(redis_url(DB)):
+        yield
 
 
 def start_server(timezone: str) -> LiveServer:
-    settings = make_settings(redis_url=redis_url(DB), timezone=timezone, heartbeat_s=5.0)
-    server = LiveServer(lambda: create_app(settings))
-    server.start()
-    return server
+    return start_live(redis_url(DB), timezone=timezone)
 
 
 @pytest.fixture

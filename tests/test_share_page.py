@@ -8,11 +8,9 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-import redis
 from playwright.sync_api import Browser, Page, expect
 
 from app.config import Secret
-from app.main import create_app
 from app.share import ShareScope, sign_scope
 from tests import dbs
 from tests.browser import (
@@ -21,9 +19,11 @@ from tests.browser import (
     PROJECTS,
     LiveServer,
     entry_body,
+    flushed_db,
     new_entry_id,
+    start_live,
 )
-from tests.conftest import WS, make_settings, redis_url
+from tests.conftest import WS, redis_url
 from tests.payloads import utc
 
 DB = dbs.SHARE_PAGE
@@ -33,17 +33,10 @@ pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="no Debian 
 
 @pytest.fixture
 def server() -> Iterator[LiveServer]:
-    client = redis.Redis.from_url(redis_url(DB))
-    client.flushdb()
-    settings = make_settings(
-        redis_url=redis_url(DB), timezone="UTC", secret_key=Secret(SECRET), heartbeat_s=5.0
-    )
-    live = LiveServer(lambda: create_app(settings))
-    live.start()
-    yield live
-    live.stop()
-    client.flushdb()
-    client.close()
+    with flushed_db(redis_url(DB)):
+        live = start_live(redis_url(DB), timezone="UTC", secret_key=Secret(SECRET))
+        yield live
+        live.stop()
 
 
 def share_link(project: str, hide_amounts: bool = False) -> str:

@@ -23,7 +23,6 @@ import redis
 from playwright.sync_api import Browser, Page, Route, expect
 
 from app import keys
-from app.main import create_app
 from tests import dbs
 from tests.browser import (
     ARTIFACTS,
@@ -31,11 +30,13 @@ from tests.browser import (
     USERS,
     LiveServer,
     entry_body,
+    flushed_db,
     new_entry_id,
     project_body,
+    start_live,
     watched_tab,
 )
-from tests.conftest import WS, make_settings, redis_url
+from tests.conftest import WS, redis_url
 from tests.payloads import utc
 from tests.test_pages import post_report_week
 
@@ -58,18 +59,13 @@ pytestmark = [
 # Fixtures ------------------------------------------------------------------------------------
 @pytest.fixture
 def db() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url(DB))
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with flushed_db(redis_url(DB)) as client:
+        yield client
 
 
 @pytest.fixture
 def server(db: redis.Redis) -> Iterator[LiveServer]:
-    settings = make_settings(redis_url=redis_url(DB), timezone="Europe/Berlin", heartbeat_s=5.0)
-    live = LiveServer(lambda: create_app(settings))
-    live.start()
+    live = start_live(redis_url(DB), timezone="Europe/Berlin")
     yield live
     live.stop()
 

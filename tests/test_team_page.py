@@ -26,7 +26,6 @@ from pypdf import PdfReader
 
 from app import keys
 from app.config import Secret
-from app.main import create_app
 from app.share import ShareScope, sign_scope
 from tests import dbs
 from tests.browser import (
@@ -35,11 +34,13 @@ from tests.browser import (
     PROJECTS,
     LiveServer,
     entry_body,
+    flushed_db,
     new_entry_id,
     project_body,
+    start_live,
     watched_tab,
 )
-from tests.conftest import WS, make_settings, redis_url
+from tests.conftest import WS, redis_url
 from tests.payloads import hm, utc
 
 pytestmark = [
@@ -64,20 +65,10 @@ PEOPLE = [
 # Fixtures ---------------------------------------------------------------------------------------
 @pytest.fixture
 def server() -> Iterator[LiveServer]:
-    client = redis.Redis.from_url(redis_url(DB))
-    client.flushdb()
-    settings = make_settings(
-        redis_url=redis_url(DB),
-        timezone="Europe/Berlin",
-        secret_key=Secret(SECRET),
-        heartbeat_s=5.0,
-    )
-    live = LiveServer(lambda: create_app(settings))
-    live.start()
-    yield live
-    live.stop()
-    client.flushdb()
-    client.close()
+    with flushed_db(redis_url(DB)):
+        live = start_live(redis_url(DB), timezone="Europe/Berlin", secret_key=Secret(SECRET))
+        yield live
+        live.stop()
 
 
 @pytest.fixture

@@ -15,23 +15,23 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-import redis
 from playwright.sync_api import Page, expect
 
-from app.main import create_app
 from tests import dbs
 from tests.browser import (
     CHROMIUM,
     CLIENTS,
     LiveServer,
     entry_body,
+    flushed_db,
     local_midnight,
     midday_zone,
     new_entry_id,
     project_body,
+    start_live,
     week_days_so_far,
 )
-from tests.conftest import WS, make_settings, redis_url
+from tests.conftest import WS, redis_url
 from tests.test_pages import page, wait_live  # noqa: F401 (fixtures)
 
 # Shared with test_pages and the other Chromium suites: one test at a time.
@@ -48,23 +48,14 @@ pytestmark = [
 
 @pytest.fixture
 def flushed_redis() -> Iterator[None]:
-    client = redis.Redis.from_url(redis_url(DB))
-    client.flushdb()
-    yield
-    client.flushdb()
-    client.close()
+    with flushed_db(redis_url(DB)):
+        yield
 
 
 def serve(report_rounding: str | None = None) -> LiveServer:
-    settings = make_settings(
-        redis_url=redis_url(DB),
-        timezone=midday_zone(datetime.now(UTC)),
-        heartbeat_s=5.0,
-        report_rounding=report_rounding,
+    return start_live(
+        redis_url(DB), timezone=midday_zone(datetime.now(UTC)), report_rounding=report_rounding
     )
-    server = LiveServer(lambda: create_app(settings))
-    server.start()
-    return server
 
 
 @pytest.fixture

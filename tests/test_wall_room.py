@@ -23,7 +23,6 @@ import redis
 from playwright.sync_api import Browser, Page, expect
 from redis.asyncio import Redis
 
-from app.main import create_app
 from app.snapshot import SnapshotCache
 from app.store import TotalsStore
 from app.stream import ChangeHub
@@ -33,11 +32,13 @@ from tests.browser import (
     CHROMIUM,
     LiveServer,
     entry_body,
+    flushed_db,
     midday_zone,
     new_entry_id,
+    start_live,
     watched_tab,
 )
-from tests.conftest import WS, FixedClock, make_settings, redis_url
+from tests.conftest import WS, FixedClock, redis_url
 
 # Shared with test_pages and test_browser_ids: the same pages in Chromium, one suite at a time.
 DB = dbs.PAGES
@@ -66,21 +67,12 @@ def arcminutes(css_px: float, viewport_width: int = 1920) -> float:
 # Fixtures ------------------------------------------------------------------------------------
 @pytest.fixture
 def flushed_redis() -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url(DB))
-    client.flushdb()
-    yield client
-    client.flushdb()
-    client.close()
+    with flushed_db(redis_url(DB)) as client:
+        yield client
 
 
 def serve(timezone: str, clock: FixedClock | None = None) -> LiveServer:
-    settings = make_settings(redis_url=redis_url(DB), timezone=timezone, heartbeat_s=5.0)
-    if clock is None:
-        server = LiveServer(lambda: create_app(settings))
-    else:
-        server = LiveServer(lambda: create_app(settings, clock=clock))
-    server.start()
-    return server
+    return start_live(redis_url(DB), clock, timezone=timezone)
 
 
 @pytest.fixture
