@@ -31,7 +31,7 @@ from redis.exceptions import (
 )
 
 from app import keys
-from app.models import Named, TimeEntry
+from app.models import Named, TimeEntry, record
 from app.pipe import ScriptPipe
 from app.progress import ProjectProgress
 from app.projection import Basis, contribution
@@ -91,7 +91,7 @@ def _load_script(name: str) -> str:
     return resources.files("app").joinpath("lua", name).read_text(encoding="utf-8")
 
 
-@dataclass(frozen=True)
+@record
 class ApplyResult:
     outcome: str  # started|stopped|created|updated|deleted|restored|duplicate|stale|...
     stream_id: str | None
@@ -162,9 +162,11 @@ class TotalsStore:
         # The read side: every answer is shaped there, from what this store keeps.
         self.reports = Reports(self)
         self.progress = ProjectProgress(self)
-        # (workspace, record, partial) -> when this process last wrote it: an unchanged name
-        # is not sent again for NAME_RESEND_S (a Named compares by what its record holds).
-        self._sent_names: dict[tuple[str, Named, bool], float] = {}
+        # (workspace, kind, id, partial) -> the record this process last wrote, and when: an
+        # unchanged name is not sent again for NAME_RESEND_S (a Named compares by what its
+        # record holds; parse_named hands out one object per record, so mostly by identity).
+        self._sent_names: dict[tuple[str, str, str, bool], tuple[Named, float]] = {}
+        self._apply_keys: dict[str, list[str]] = {}  # workspace -> apply_entry.lua's KEYS
 
     def settle(self, zone: ZoneInfo, week_start_index: int) -> None:
         """Take the settled reporting zone and week start; entries may be applied from now on."""
@@ -299,26 +301,35 @@ class TotalsStore:
         # Names ride along with every entry; a record this process wrote recently and that has
         # not changed is left out, which spares Redis most of the HSETs of a busy webhook feed.
         name_args: list[Any] = []
-        fresh: list[tuple[str, Named, bool]] = []
+        fresh: list[tuple[tuple[str, str, str, bool], Named]] = []
         now_s = time.monotonic()
         for named in names:
-            cache_key = (ws, named, named.partial)
+            cache_key = (ws, named.kind, named.id, named.partial)
             sent = self._sent_names.get(cache_key)
-            if sent is not None and now_s - sent < NAME_RESEND_S:
+            if (
+                sent is not None
+                and (sent[0] is named or sent[0] == named)
+                and now_s - sent[1] < NAME_RESEND_S
+            ):
                 continue
             record = orjson.dumps(named.to_dict())
             # "project?": a partial record, written only where none is (see apply_entry.lua).
             name_args += [f"{named.kind}?" if named.partial else named.kind, named.id, record]
-            fresh.append(cache_key)
-        outcome, stream_id = await self._script(
-            self._apply,
-            [
+            fresh.append((cache_key, named))
+        script_keys = self._apply_keys.get(ws)
+        if script_keys is None:
+            if len(self._apply_keys) > 1000:
+                self._apply_keys.clear()
+            script_keys = self._apply_keys[ws] = [
                 keys.entry_meta(ws),
                 keys.entry_states(ws),
                 keys.running(ws),
                 keys.changes(ws),
                 keys.projection(ws),
-            ],
+            ]
+        outcome, stream_id = await self._script(
+            self._apply,
+            script_keys,
             [
                 keys.workspace_prefix(ws),
                 entry_id,
@@ -341,8 +352,8 @@ class TotalsStore:
             raise ApplyError(f"{sid}; nothing was recorded", written=False)
         if text == "resettle":
             return ApplyResult(text, None)
-        for cache_key in fresh:
-            self._sent_names[cache_key] = now_s
+        for cache_key, named in fresh:
+            self._sent_names[cache_key] = (named, now_s)
         if len(self._sent_names) > 50_000:
             self._sent_names.clear()
         return ApplyResult(text, sid or None)

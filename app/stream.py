@@ -174,6 +174,7 @@ class ChangeHub:
         max_buffered_bytes: int = 1024 * 1024,
         exiting: asyncio.Event | None = None,
         read_margin_s: float = 3.0,
+        skim_s: float = 0.1,
     ) -> None:
         self.redis = redis
         # Set when the server begins to exit (app.compat.ClockwallServer): every stream ends.
@@ -190,6 +191,10 @@ class ChangeHub:
         self.coalesce_s = coalesce_s
         self.write_share = write_share
         self._next_read = 0.0
+        # While no client listens, the reader only skims the streams (see _skim), every
+        # `skim_s`; a client subscribing wakes it at once.
+        self.skim_s = skim_s
+        self._pause: asyncio.Future[None] | None = None
         self.workspaces = workspaces
         self.queue_size = queue_size
         # An XREAD BLOCK must return before the client's socket timeout fires, or every quiet
@@ -215,6 +220,8 @@ class ChangeHub:
     def subscribe(self, workspace: str, scoped: bool = False) -> Subscriber:
         sub = Subscriber(workspace, Mailbox(self.queue_size), scoped=scoped)
         self.subscribers.add(sub)
+        if self._pause is not None and not self._pause.done():
+            self._pause.set_result(None)  # the reader reads in full from now on
         if self.closing:
             self._close(sub)
         return sub
@@ -438,12 +445,18 @@ class ChangeHub:
                 # the whole process. A change after a quiet spell goes out at once.
                 wait_s = self._next_read - time.monotonic()
                 if wait_s > 0:
-                    await asyncio.sleep(wait_s)
+                    await self._wait(wait_s)
                 async with asyncio.timeout(self.read_deadline_s):
                     if not self.last_ids:
                         await self.prime()
                     streams: Any = self.last_ids
-                    reply: Any = await self.redis.xread(streams, block=self.block_ms, count=2000)
+                    if not self.subscribers:
+                        # No screen of this process listens: only where the streams end
+                        # matters (versions, positions), not what they carry.
+                        await self._skim()
+                        reply: Any = None
+                    else:
+                        reply = await self.redis.xread(streams, block=self.block_ms, count=2000)
                 self._set_store_ok(True)
                 backoff_s = 0.2
             except asyncio.CancelledError:
@@ -484,6 +497,59 @@ class ChangeHub:
                 self.dispatch_batch(workspace, tuple(batch))
                 spent = time.monotonic() - started
                 self._next_read = next_read_at(started, spent, self.coalesce_s, self.write_share)
+
+    async def _skim(self) -> None:
+        """One read while no client listens: wait for a change (XREAD BLOCK, one entry), then
+        move each stream that has one to its newest id and count a change there, without
+        reading, decoding or dispatching what the streams carry (under a webhook burst that
+        was 150 events of 1-2 KB every 15 ms, in Redis's CPU and this process's).
+
+        A client that subscribes while this read waits makes it keep the old position: the
+        next read is a full one from there, so nothing after the client's snapshot is lost.
+        One that subscribes after it reads its snapshot later, which is past the newest id.
+        Skims are `skim_s` apart: a cached snapshot (app/snapshot.py) is checked against the
+        versions counted here, and a new client wakes the reader, so only how soon an idle
+        process's snapshot cache notices a change depends on it."""
+        streams: Any = self.last_ids
+        reply: Any = await self.redis.xread(streams, block=self.block_ms, count=1)
+        if not reply:
+            return
+        started = time.monotonic()
+        moved = [_text(raw_stream) for raw_stream, entries in reply if entries]
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for stream in moved:
+                pipe.xrevrange(stream, count=1)
+            newest: Any = await pipe.execute()
+        if self.subscribers:
+            return
+        for stream, found in zip(moved, newest, strict=True):
+            if not found:  # the stream was deleted meanwhile (a flushed Redis)
+                continue
+            last = _text(found[0][0])
+            self.last_ids[stream] = last
+            workspace = stream.split("{", 1)[1].split("}", 1)[0]
+            self.versions[workspace] = self.versions.get(workspace, 0) + 1
+            if self.on_lag:
+                sid = parse_stream_id(last)
+                if sid is not None:
+                    self.on_lag(max(0.0, time.time() - sid[0] / 1000))
+        self._next_read = started + self.skim_s
+
+    async def _wait(self, seconds: float) -> None:
+        """Sleep until the next read is due, or until a client subscribes."""
+        loop = asyncio.get_running_loop()
+        self._pause = pause = loop.create_future()
+        timer = loop.call_later(seconds, _settle, pause)
+        try:
+            await pause
+        finally:
+            timer.cancel()
+            self._pause = None
+
+
+def _settle(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def next_read_at(started: float, spent: float, coalesce_s: float, write_share: float) -> float:

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from app import keys
 from app.child_server import free_port
 from app.main import create_app
-from app.stream import next_read_at
+from app.stream import ChangeHub, next_read_at, parse_stream_id
 from tests import dbs
 from tests.conftest import TOKEN, WS, make_settings, redis_db, redis_url, wait_until
 from tests.sse_client import WAIT_S, AppServer, SSEClient, SSEMessage, stalled_connection
@@ -406,3 +406,75 @@ async def test_the_sweep_ends_streams_whose_connection_closed(r10: Redis) -> Non
         (kept,) = hub.subscribers
         assert not kept.writable.is_closing()
         await stays.close()
+
+
+# An idle process skims the change stream ------------------------------------------------------
+async def add_change(redis: Redis, n: int) -> str:
+    raw_id = await redis.xadd(CHANGES, {"d": orjson.dumps({"type": "test", "n": n})})
+    return str(raw_id.decode())
+
+
+async def received(sub: Any, count: int) -> list[str]:
+    """The ids of the next `count` changes queued for `sub` (whole batches)."""
+    ids: list[str] = []
+    while len(ids) < count:
+        item = await asyncio.wait_for(sub.queue.get(), WAIT_S)
+        assert isinstance(item, tuple), item
+        ids += [change.id_text for change in item]
+    return ids
+
+
+async def test_without_screens_the_reader_only_skims_and_a_new_screen_misses_nothing(
+    r10: Redis,
+) -> None:
+    """No client listens: the reader follows where the stream ends (position, versions for the
+    snapshot cache) without decoding or dispatching what it carries. A client subscribing
+    wakes it (the skim interval here is far longer than the test's wait) and gets every
+    change after that."""
+    hub = ChangeHub(r10, (WS,), skim_s=60.0)
+    dispatched: list[int] = []
+    full_dispatch = hub.dispatch_batch
+
+    def counting(workspace: str, changes: Any) -> None:
+        dispatched.append(len(changes))
+        full_dispatch(workspace, changes)
+
+    hub.dispatch_batch = counting  # type: ignore[method-assign]
+    await hub.prime()
+    hub.start()
+    try:
+        skimmed = [await add_change(r10, n) for n in range(3)]
+
+        async def followed() -> bool:
+            return hub.position(WS) == parse_stream_id(skimmed[-1])
+
+        await wait_until(followed, WAIT_S, "the idle reader to reach the newest change")
+        assert hub.versions[WS] >= 1 and dispatched == []
+
+        sub = hub.subscribe(WS)
+        later = [await add_change(r10, n) for n in range(3, 6)]
+        assert await received(sub, 3) == later
+        assert sum(dispatched) == 3
+    finally:
+        await hub.stop()
+
+
+async def test_a_screen_subscribing_during_a_skim_keeps_the_reader_where_it_was(
+    r10: Redis,
+) -> None:
+    """The skim reads, then looks for clients: one that subscribed meanwhile may have read its
+    snapshot before the newest change, so the position stays and the next read is a full one
+    from there: the client gets the changes the skim saw, and nothing twice."""
+    hub = ChangeHub(r10, (WS,), skim_s=60.0)
+    await hub.prime()
+    before = hub.position(WS)
+    version = hub.versions.get(WS, 0)
+    missed = [await add_change(r10, n) for n in range(2)]
+    sub = hub.subscribe(WS)
+    await hub._skim()
+    assert hub.position(WS) == before and hub.versions.get(WS, 0) == version
+    hub.start()
+    try:
+        assert await received(sub, 2) == missed
+    finally:
+        await hub.stop()
