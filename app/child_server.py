@@ -41,8 +41,8 @@ class ChildServerError(RuntimeError):
 
 class ChildServer:
     """`python -m MODULE *ARGS --port PORT` with `env` (None: this process's environment), run
-    from the checkout, stdout and stderr appended to `log_path` (a restart adds to the same
-    log)."""
+    from the checkout (`cwd`: another tree, whose modules then come first), stdout and stderr
+    appended to `log_path` (a restart adds to the same log)."""
 
     def __init__(
         self,
@@ -51,8 +51,10 @@ class ChildServer:
         log_path: Path,
         env: Mapping[str, str] | None = None,
         port: int | None = None,
+        cwd: Path = ROOT,
     ) -> None:
         self.module = module
+        self.cwd = cwd
         self.args = args
         self.log_path = log_path
         self.env = dict(env) if env is not None else None
@@ -77,7 +79,7 @@ class ChildServer:
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the handle
             self.proc = subprocess.Popen(
                 self.command(),
-                cwd=ROOT,
+                cwd=self.cwd,
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -95,6 +95,8 @@ def parse_instant(value: Any, where: str) -> datetime | None:
     # MAX_SPAN can never overflow (an OverflowError would be a 500, not the sender's 400).
     if not MIN_INSTANT <= moment <= MAX_INSTANT:
         raise PayloadError(f"{where} must be between the years 1 and 9979, got {value!r}")
+    if moment.tzinfo is UTC and not moment.microsecond:  # "...Z" in whole seconds: as is
+        return moment
     return moment.astimezone(UTC).replace(microsecond=0)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -485,3 +486,28 @@ def test_a_rate_change_reads_ids_where_it_finds_them_and_never_raises() -> None:
         deep = {"x": [deep]}
     for body in (None, [], "x", 5, {"workspaceId": "nope"}, deep, {"a": list(range(10**5))}):
         assert parse_rate_change(body, BERLIN).workspace_id is None
+
+
+# Value records: one object per distinct record, compared by what the record holds ---------
+def test_a_record_met_again_is_the_same_object_and_a_changed_one_is_not() -> None:
+    project = parse_named("project", new_project(WEBSITE), "body")
+    assert project is parse_named("project", new_project(WEBSITE), "body")
+    renamed = parse_named("project", new_project(WEBSITE, name="Website 2"), "body")
+    assert renamed is not None and renamed != project and renamed.name == "Website 2"
+    tag = parse_named("tag", new_tag(URGENT), "tags[0]")
+    assert tag is parse_named("tag", new_tag(URGENT), "tags[0]")
+    assert tag != parse_named("tag", new_tag(URGENT, name="very urgent"), "tags[0]")
+    # Tracked time and partiality are not part of what a record is (compare=False), in
+    # equality and in hashing alike, so a Named keys dicts by its record.
+    assert project is not None
+    tracked = Named("project", project.id, project.name, project.color, project.client_id)
+    assert tracked == replace(tracked, tracked_s=3600, partial=True)
+    assert hash(tracked) == hash(replace(tracked, tracked_s=3600, partial=True))
+    assert {tracked: 1}[replace(tracked, partial=True)] == 1
+    assert Rate(100, "EUR") == Rate(100, "EUR") and hash(Rate(1, "EUR")) == hash(Rate(1, "EUR"))
+
+
+def test_a_webhook_instant_in_whole_utc_seconds_reads_as_any_other_spelling_of_it() -> None:
+    spellings = ("2024-03-01T09:00:00Z", "2024-03-01T10:00:00.400+01:00", "2024-03-01T09:00:00")
+    moments = [parse_instant(text, "timeInterval.start") for text in spellings]
+    assert len(set(moments)) == 1 and all(m is not None and m.tzinfo is UTC for m in moments)

@@ -415,10 +415,11 @@ def test_the_weekly_report_prints_a_tall_day_from_page_one_with_subtotals_and_ru
     page.emulate_media(media="print")
     expect(running.locator(".as-of")).to_have_text(f"(as of {as_of})")
     page.set_viewport_size({"width": 390, "height": 844})  # the phone layout never prints
-    columns = page.locator("li.entry").first.evaluate(
-        "el => getComputedStyle(el).gridTemplateColumns.split(' ').length"
+    # Five columns on paper. A retrying check: the page re-renders its days live, and the
+    # computed style of an element replaced meanwhile reads empty.
+    expect(page.locator("li.entry").first).to_have_css(
+        "grid-template-columns", re.compile(r"^\S+( \S+){4}$")
     )
-    assert columns == 5
     printed = page.pdf(format="A4", print_background=True)
     (ARTIFACTS / "weekly.pdf").write_bytes(printed)
     pdf = PdfReader(io.BytesIO(printed))
