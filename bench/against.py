@@ -37,8 +37,6 @@ from bench.common import (
 )
 from bench.ingest import FEBRUARY, MARCH, make_ops
 
-START_TIMEOUT_S = 30.0
-
 
 def checkout(rev: str, into: Path) -> None:
     """REV's tree in `into` (a detached git worktree of this repository)."""
@@ -91,7 +89,7 @@ async def measure(
                 order = list(trees.items()) if n % 2 == 0 else list(trees.items())[::-1]
                 for label, tree in order:  # ABBA, so a drift of the machine hits both alike
                     flush_bench_db()
-                    with tree_server(tree, Path(tmp)).start(START_TIMEOUT_S) as server:
+                    with tree_server(tree, Path(tmp)) as server:
                         await run_load(server.base_url, warm, concurrency, 60, "raw")
                         reset_stats()
                         result = await run_load(server.base_url, requests_, concurrency, 60, "raw")
