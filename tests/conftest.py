@@ -95,6 +95,17 @@ async def redis() -> AsyncIterator[Redis]:
         yield client
 
 
+@pytest.fixture
+async def client(redis: Redis, clock: FixedClock) -> AsyncIterator[Any]:
+    """An in-process client of the app on `redis` (dbs.CORE) with the test clock."""
+    from app.main import create_app
+    from tests.payloads import client_for
+
+    app = create_app(make_settings(), redis=redis, clock=clock)
+    async with client_for(app) as http:
+        yield http
+
+
 def make_settings(**overrides: object) -> Settings:
     values: dict[str, object] = {
         "redis_url": redis_url(dbs.CORE),

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,12 +13,10 @@ import pytest
 from redis.asyncio import Redis
 
 from app import keys
-from app.main import create_app
-from tests.conftest import WS, FixedClock, make_settings
+from tests.conftest import WS, FixedClock
 from tests.payloads import (
     BEN,
     MOBILE,
-    client_for,
     entry_2024,
     post_webhook,
     rate,
@@ -31,13 +28,6 @@ WEEK = {"start": "2026-03-23", "end": "2026-03-29"}
 START = "2026-03-24T08:00:00Z"
 STOP = "2026-03-24T09:30:00Z"  # 1h30m at 105.00 EUR/h = 157.50 EUR
 APPLIED = {"started", "stopped", "created", "updated", "deleted", "restored"}
-
-
-@pytest.fixture
-async def client(redis: Redis, clock: FixedClock) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(make_settings(), redis=redis, clock=clock)
-    async with client_for(app) as http:
-        yield http
 
 
 async def deliver_all(

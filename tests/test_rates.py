@@ -67,13 +67,6 @@ BILLABLE = "BILLABLE_RATE_UPDATED"
 COST = "COST_RATE_UPDATED"
 
 
-@pytest.fixture
-async def client(redis: Redis, clock: FixedClock) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(make_settings(), redis=redis, clock=clock)
-    async with client_for(app) as http:
-        yield http
-
-
 async def accept(client: httpx.AsyncClient, event: str, body: Any) -> dict[str, Any]:
     # Bodies are sent as JSON text here: some hold integers beyond 64 bits on purpose.
     response = await post_webhook(client, event, json.dumps(body).encode())

@@ -6,7 +6,6 @@ message, change nothing in Redis and append nothing to the change stream.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -50,13 +49,6 @@ E1 = "65f0a0a0a0a0a0a0a0a0a0e1"
 E2 = "65f0a0a0a0a0a0a0a0a0a0e2"
 E3 = "65f0a0a0a0a0a0a0a0a0a0e3"
 UNKNOWN_WS = "7a0e1a2b3c4d5e6f7a8b9c0f"
-
-
-@pytest.fixture
-async def client(redis: Redis, clock: FixedClock) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_app(make_settings(), redis=redis, clock=clock)
-    async with client_for(app) as http:
-        yield http
 
 
 async def accept(client: httpx.AsyncClient, event: str, body: Any) -> dict[str, Any]:
