@@ -208,3 +208,28 @@ def split_field(raw: str) -> tuple[str, str]:
     """`<cell>|<kind>` -> (cell, kind)."""
     cell, _, kind = raw.rpartition("|")
     return cell, kind
+
+
+def flat_contributions(found: list[dict[str, Any]]) -> list[Any]:
+    """Contributions spelled out as apply_entry.lua reads them without decoding JSON: per
+    generation the day, the counts of cell and project-month fields, then (field, delta)
+    pairs."""
+    flat: list[Any] = []
+    for c in found:
+        flat += [c["day"], len(c["f"]), len(c["p"])]
+        for field, delta in c["f"]:
+            flat += [field, delta]
+        for field, delta in c["p"]:
+            flat += [field, delta]
+    return flat
+
+
+def held_contribution(meta: bytes | None, from_hash: bytes | None, gen: str) -> bytes | None:
+    """The contribution an entry holds in generation `gen`: the one its meta record carries
+    when written for `gen` (apply_entry.lua), else the generation's contribution hash's (a
+    generation a rebuild built, or a record from before contributions moved into it)."""
+    if meta is not None:
+        parts = meta.split(b"|", 4)
+        if len(parts) == 5 and parts[3].decode() == gen:
+            return parts[4] or None
+    return from_hash

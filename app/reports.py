@@ -26,6 +26,7 @@ from app.projection import (
     Cell,
     amount_minor,
     contribution,
+    held_contribution,
     minor_of_exact,
     month_end,
     split_field,
@@ -410,9 +411,11 @@ class Reports:
             chunk = ids[offset : offset + ENTRY_READ_CHUNK]
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.hmget(keys.entry_states(ws), chunk)
+                pipe.hmget(keys.entry_meta(ws), chunk)
                 pipe.hmget(keys.entry_contributions(ws, gens.gen), chunk)
-                raw_states, raw_contribs = await pipe.execute()
-            for raw_state, raw_contrib in zip(raw_states, raw_contribs, strict=True):
+                raw_states, raw_metas, from_hash = await pipe.execute()
+            for raw_state, raw_meta, hashed in zip(raw_states, raw_metas, from_hash, strict=True):
+                raw_contrib = held_contribution(raw_meta, hashed, gens.gen)
                 if raw_state is None or raw_contrib is None:
                     continue
                 contrib = orjson.loads(raw_contrib)

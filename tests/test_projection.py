@@ -27,10 +27,10 @@ from redis.asyncio import Redis
 from app import keys
 from app.main import create_app
 from app.models import Named, parse_time_entry
-from app.projection import Basis
+from app.projection import Basis, contribution, flat_contributions
 from app.rebuild import request_rebuild, run_rebuild
 from app.reports import Filters, parse_filters
-from app.store import TotalsStore
+from app.store import ApplyError, TotalsStore
 from tests.conftest import WS, FixedClock, make_settings
 from tests.payloads import (
     ACME,
@@ -486,3 +486,114 @@ async def test_the_description_filter_sees_every_change_to_a_month_it_has_read(
     body["description"] = "Standup"
     await store.apply_entry(parse_time_entry(body), "update")
     await check()  # an edit that takes it out
+
+
+# Where an entry's contribution is held ----------------------------------------------------------
+ENTRY_ID = "65f0a0a0a0a0a0a0a0a0a0c1"
+
+
+async def _stopped(store: TotalsStore, hours: int, kind: str) -> None:
+    body = entry_2024(
+        ENTRY_ID, "2026-03-10T09:00:00Z", f"2026-03-10T{9 + hours:02d}:00:00Z", description="Audit"
+    )
+    result = await store.apply_entry(parse_time_entry(body), kind)
+    assert result.outcome in ("created", "updated"), result
+
+
+async def _held(redis: Redis, gen: str) -> tuple[bytes | None, bytes | None]:
+    """(the meta record's contribution for `gen`, the generation hash's)."""
+    meta = await redis.hget(keys.entry_meta(WS), ENTRY_ID)
+    hashed = await redis.hget(keys.entry_contributions(WS, gen), ENTRY_ID)
+    parts = meta.split(b"|", 4) if meta else []
+    return (parts[4] if len(parts) == 5 and parts[3] == gen.encode() else None), hashed
+
+
+async def _seconds(store: TotalsStore, description: str | None = None) -> tuple[int, int]:
+    """(the month's total, the same with a description filter: read from the entries'
+    contributions, not from the totals)."""
+    plain = await store.read_summary(WS, START, END, "PROJECT")
+    found = await store.read_summary(
+        WS, START, END, "PROJECT", filters=parse_filters({"description": description or "audit"})
+    )
+    return plain["totalSeconds"], found["totalSeconds"]
+
+
+async def test_an_entry_keeps_its_contribution_in_its_meta_record(
+    store: TotalsStore, redis: Redis
+) -> None:
+    await _stopped(store, 1, "create")
+    embedded, hashed = await _held(redis, "0")
+    assert hashed is None and embedded is not None
+    assert orjson.loads(embedded)["f"][0][1] == 3600
+    await _stopped(store, 2, "update")
+    assert await _seconds(store) == (7200, 7200)
+    await store.delete_entry(WS, ENTRY_ID)
+    assert await _held(redis, "0") == (None, None)
+    assert await _seconds(store) == (0, 0)
+
+
+async def test_a_contribution_a_rebuild_built_moves_into_the_record_on_the_next_change(
+    store: TotalsStore, redis: Redis
+) -> None:
+    """After a switch, an entry's contribution to the new generation is in that generation's
+    hash (the rebuild wrote it there) while its record still names the old one: an edit takes
+    it from the hash (netting the old time out exactly once) and moves it into the record."""
+    await _stopped(store, 1, "create")
+    await request_rebuild(store.redis, WS, Basis(BERLIN, ("UP", 15)), "test")
+    assert await run_rebuild(store, WS, grace_s=0)
+    gens = await store.generations(WS, fresh=True)
+    embedded, hashed = await _held(redis, gens.gen)
+    assert embedded is None and hashed is not None  # the record still names generation 0
+    assert await _seconds(store) == (3600, 3600)
+    await _stopped(store, 3, "update")
+    assert await _seconds(store) == (3 * 3600, 3 * 3600)
+    embedded, hashed = await _held(redis, gens.gen)
+    assert hashed is None and embedded is not None
+
+
+async def test_a_record_written_before_contributions_moved_is_read_from_the_hash(
+    store: TotalsStore, redis: Redis
+) -> None:
+    """What an earlier clockwall left: a meta record ending at the day, the contribution in
+    the generation's hash. Reading and changing it work without a rebuild."""
+    await _stopped(store, 1, "create")
+    meta = await redis.hget(keys.entry_meta(WS), ENTRY_ID)
+    status, fp, day, _gen, contrib = meta.split(b"|", 4)
+    await redis.hset(keys.entry_meta(WS), ENTRY_ID, b"|".join((status, fp, day)))
+    await redis.hset(keys.entry_contributions(WS, "0"), ENTRY_ID, contrib)
+    assert await _held(redis, "0") == (None, contrib)
+    assert await _seconds(store) == (3600, 3600)
+    await _stopped(store, 2, "update")
+    assert await _seconds(store) == (7200, 7200)
+    embedded, hashed = await _held(redis, "0")
+    assert hashed is None and embedded is not None
+
+
+async def test_flat_contributions_that_do_not_add_up_write_nothing(
+    store: TotalsStore, redis: Redis
+) -> None:
+    """The script checks that its flat arguments spell out exactly the contributions it was
+    told of before it writes anything."""
+    body = entry_2024(ENTRY_ID, "2026-03-10T09:00:00Z", "2026-03-10T10:00:00Z")
+    entry = parse_time_entry(body)
+    gens = await store.generations(WS)
+    state = entry.to_state()
+    found = contribution(state, gens.basis, entry.start, entry.end)
+    flat = flat_contributions([found])
+    with pytest.raises(ApplyError, match="flat contributions take"):
+        await store._run(
+            WS,
+            gens,
+            ENTRY_ID,
+            "create",
+            "L",
+            "fp",
+            orjson.dumps(state),
+            [orjson.dumps(found)],
+            flat[:-2],  # one pair short
+            int(entry.start.timestamp()),
+            b"{}",
+            (),
+        )
+    assert await redis.hget(keys.entry_meta(WS), ENTRY_ID) is None
+    assert await _seconds(store) == (0, 0)
