@@ -25,10 +25,11 @@ import pytest
 from redis.asyncio import Redis
 
 from app import keys
+from app import rebuild as rebuild_module
 from app.main import create_app
 from app.models import Named, parse_time_entry
 from app.projection import Basis, contribution, flat_contributions
-from app.rebuild import request_rebuild, run_rebuild
+from app.rebuild import Rebuilder, request_rebuild, run_rebuild
 from app.reports import Filters, parse_filters
 from app.store import ApplyError, TotalsStore
 from tests.conftest import WS, FixedClock, make_settings
@@ -492,9 +493,12 @@ async def test_the_description_filter_sees_every_change_to_a_month_it_has_read(
 ENTRY_ID = "65f0a0a0a0a0a0a0a0a0a0c1"
 
 
-async def _stopped(store: TotalsStore, hours: int, kind: str) -> None:
+async def _stopped(store: TotalsStore, hours: int, kind: str, start: int = 9) -> None:
     body = entry_2024(
-        ENTRY_ID, "2026-03-10T09:00:00Z", f"2026-03-10T{9 + hours:02d}:00:00Z", description="Audit"
+        ENTRY_ID,
+        f"2026-03-10T{start:02d}:00:00Z",
+        f"2026-03-10T{start + hours:02d}:00:00Z",
+        description="Audit",
     )
     result = await store.apply_entry(parse_time_entry(body), kind)
     assert result.outcome in ("created", "updated"), result
@@ -532,23 +536,65 @@ async def test_an_entry_keeps_its_contribution_in_its_meta_record(
     assert await _seconds(store) == (0, 0)
 
 
-async def test_a_contribution_a_rebuild_built_moves_into_the_record_on_the_next_change(
+async def test_a_rebuild_moves_the_contributions_it_built_into_the_records(
     store: TotalsStore, redis: Redis
 ) -> None:
-    """After a switch, an entry's contribution to the new generation is in that generation's
-    hash (the rebuild wrote it there) while its record still names the old one: an edit takes
-    it from the hash (netting the old time out exactly once) and moves it into the record."""
-    await _stopped(store, 1, "create")
-    await request_rebuild(store.redis, WS, Basis(BERLIN, ("UP", 15)), "test")
+    """The rebuild writes the new generation's contributions to its hash; after the switch they
+    move into the entries' meta records (no second copy stays), with the new generation's day."""
+    await _stopped(store, 1, "create", start=11)
+    meta = await redis.hget(keys.entry_meta(WS), ENTRY_ID)
+    assert meta.split(b"|")[2] == b"2026-03-10"  # 12:00 in Berlin
+    await request_rebuild(store.redis, WS, Basis(ZoneInfo("Pacific/Kiritimati"), ("UP", 15)), "t")
     assert await run_rebuild(store, WS, grace_s=0)
     gens = await store.generations(WS, fresh=True)
     embedded, hashed = await _held(redis, gens.gen)
-    assert embedded is None and hashed is not None  # the record still names generation 0
+    assert hashed is None and embedded is not None
+    meta = await redis.hget(keys.entry_meta(WS), ENTRY_ID)
+    assert meta.split(b"|")[2] == b"2026-03-11"  # 11:00 UTC is 01:00 on the 11th at UTC+14
     assert await _seconds(store) == (3600, 3600)
     await _stopped(store, 3, "update")
     assert await _seconds(store) == (3 * 3600, 3 * 3600)
+    assert await redis.hlen(keys.entry_contributions(WS, gens.gen)) == 0
+
+
+async def test_a_contribution_left_in_the_hash_after_a_switch_is_netted_and_moved(
+    store: TotalsStore, redis: Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A rebuilder that stops between the switch and moving the contributions leaves them in
+    the hash while the records name the old generation: an edit takes its contribution from the
+    hash exactly once and moves it; the next rebuilder pass moves the rest."""
+    for n, hours in ((1, 1), (2, 2)):
+        body = entry_2024(
+            f"65f0a0a0a0a0a0a0a0a0a0c{n}",
+            "2026-03-10T09:00:00Z",
+            f"2026-03-10T{9 + hours:02d}:00:00Z",
+            description="Audit",
+        )
+        await store.apply_entry(parse_time_entry(body), "create")
+
+    async def stopped_before_settling(*args: Any, **kwargs: Any) -> int:
+        return 0
+
+    monkeypatch.setattr(rebuild_module, "settle_contributions", stopped_before_settling)
+    await request_rebuild(store.redis, WS, Basis(BERLIN, ("UP", 15)), "test")
+    assert await run_rebuild(store, WS, grace_s=0)
+    monkeypatch.undo()
+    gens = await store.generations(WS, fresh=True)
+    assert await redis.hlen(keys.entry_contributions(WS, gens.gen)) == 2
+    assert await _held(redis, gens.gen) == (
+        None,
+        await redis.hget(keys.entry_contributions(WS, gens.gen), ENTRY_ID),
+    )
+    assert await _seconds(store) == (3 * 3600, 3 * 3600)
+    await _stopped(store, 3, "update")  # the first entry: 1 h -> 3 h
+    assert await _seconds(store) == (5 * 3600, 5 * 3600)
     embedded, hashed = await _held(redis, gens.gen)
     assert hashed is None and embedded is not None
+    # The switch left its garbage mark: the rebuilder's next look finishes the move.
+    await redis.hset(keys.projection(WS), "garbage", "0")
+    assert not await Rebuilder(store, (WS,)).once(WS)
+    assert await redis.hlen(keys.entry_contributions(WS, gens.gen)) == 0
+    assert await _seconds(store) == (5 * 3600, 5 * 3600)
 
 
 async def test_a_record_written_before_contributions_moved_is_read_from_the_hash(
