@@ -217,9 +217,7 @@ def flat_contributions(found: list[dict[str, Any]]) -> list[Any]:
     flat: list[Any] = []
     for c in found:
         flat += [c["day"], len(c["f"]), len(c["p"])]
-        for field, delta in c["f"]:
-            flat += [field, delta]
-        for field, delta in c["p"]:
+        for field, delta in (*c["f"], *c["p"]):
             flat += [field, delta]
     return flat
 

@@ -174,7 +174,14 @@ async def run_rebuild(
         time.monotonic() - started,
     )
     await store.generations(ws, fresh=True)
-    await settle_contributions(redis, ws, gen, batch)
+    settle_started = time.monotonic()
+    moved = await settle_contributions(redis, ws, gen, batch)
+    log.info(
+        "workspace %s: %d contributions moved into the entries' records in %.1f s",
+        ws,
+        moved,
+        time.monotonic() - settle_started,
+    )
     if grace_s > 0:
         await asyncio.sleep(grace_s)
     await drop_generation(redis, ws, old_gen)

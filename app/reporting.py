@@ -9,14 +9,18 @@ what Redis already holds for the workspace; with an API key, Clockify: the key o
 (GET /workspaces/{id}: `workspaceSettings.timeRoundingInReports`, `round`, `durationFormat`)
 for rounding and duration format; else UTC, MONDAY, no rounding and FULL.
 
-`settle` runs at start: a first value is stored with SET NX, so two processes starting together
-agree on one (the loser reads the winner's). `refresh` (the poller, hourly) asks Clockify again
-and stores what changed, with a compare-and-set so it never overwrites a value it did not read.
+`settle` runs at start: one process asks Clockify (a short-lived `:asking` key) while the others
+wait for what it stores, and a first value is stored with SET NX, so two processes starting
+together agree on one (the loser reads the winner's). `refresh` (the poller, hourly) asks
+Clockify again and stores what changed, with a compare-and-set so it never overwrites a value
+it did not read.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,10 @@ from app.config import (
 )
 
 log = logging.getLogger(__name__)
+# The first process to settle a workspace's settings asks Clockify; the others wait this long
+# for what it stores, looking every ASKING_POLL_S, before asking themselves.
+ASKING_S = 10.0
+ASKING_POLL_S = 0.05
 _REPLACE_LUA = (Path(__file__).parent / "lua" / "reporting_replace.lua").read_text()
 
 
@@ -368,6 +376,15 @@ async def settle(
     key = keys.reporting_settings(ws)
     raw = await redis.get(key)
     stored = _parse_stored(raw)
+    # One process asks Clockify (a Free plan has 30 requests an hour); the others wait for
+    # what it stores, and ask themselves only if it has not stored it in time.
+    if (
+        stored is None
+        and client is not None
+        and not await redis.set(f"{key}:asking", "1", nx=True, px=int(ASKING_S * 1000))
+    ):
+        raw = await _wait_for_stored(redis, key, ASKING_S)
+        stored = _parse_stored(raw)
     if stored is None:
         first = await _first_settings(ws, settings, client)
         if await redis.set(key, first.to_json(), nx=True):
@@ -387,6 +404,16 @@ async def settle(
     if asked or not chosen.same_as(stored):
         await redis.set(key, chosen.to_json())  # the environment wins over what was stored
     return chosen
+
+
+async def _wait_for_stored(redis: Redis, key: str, within_s: float) -> bytes | str | None:
+    """The settings another process stores under `key` within `within_s`, else None."""
+    deadline = time.monotonic() + within_s
+    while True:
+        raw: bytes | str | None = await redis.get(key)
+        if _parse_stored(raw) is not None or time.monotonic() >= deadline:
+            return raw
+        await asyncio.sleep(ASKING_POLL_S)
 
 
 async def refresh(

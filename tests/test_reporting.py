@@ -20,7 +20,7 @@ import orjson
 import pytest
 from redis.asyncio import Redis
 
-from app import keys
+from app import keys, reporting
 from app.clockify import ClockifyClient, UnlimitedBudget
 from app.config import Secret
 from app.main import create_app
@@ -142,6 +142,49 @@ async def test_two_concurrent_settles_agree_on_one_zone(redis: Redis) -> None:
         )
     assert results[0].same_as(results[1])
     assert await stored(redis) == (results[0].zone.key, results[0].week_start)
+
+
+async def test_processes_settling_together_ask_clockify_once(redis: Redis) -> None:
+    """A Free plan has 30 requests an hour: of processes starting together, one asks for the
+    owner's profile and the others take what it stores."""
+    settings = make_settings(timezone=None)
+    sim = owned_by(AUCKLAND, "SUNDAY")
+    async with open_sim_http(sim) as http:
+        client: Any = SlowProfile(client_of(sim, http))
+        results = await asyncio.gather(*(settle(redis, WS, settings, client) for _ in range(3)))
+    assert all(r.same_as(results[0]) for r in results)
+    assert (results[0].zone.key, results[0].week_start) == (AUCKLAND, "SUNDAY")
+    assert sim.count("user") == 1
+
+
+class SlowProfile:
+    """A Clockify client whose GET /user answers a moment late, as over a real network, so
+    that every process starting together reaches its own decision to ask meanwhile (without
+    one asker, each would ask)."""
+
+    def __init__(self, client: ClockifyClient) -> None:
+        self.client = client
+
+    async def get_user(self) -> Any:
+        await asyncio.sleep(0.05)
+        return await self.client.get_user()
+
+    async def get_workspace(self, ws: str) -> Any:
+        return await self.client.get_workspace(ws)
+
+
+async def test_a_process_that_stopped_while_asking_holds_the_others_back_only_briefly(
+    redis: Redis,
+    auckland: tuple[SimulatedWorkspace, ClockifyClient],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sim, client = auckland
+    monkeypatch.setattr(reporting, "ASKING_S", 0.2)
+    # Another process said it was asking, then stored nothing (it stopped).
+    await redis.set(f"{keys.reporting_settings(WS)}:asking", "1", px=60_000)
+    chosen = await settle(redis, WS, make_settings(timezone=None), client)
+    assert (chosen.zone.key, chosen.week_start) == (AUCKLAND, "SUNDAY")
+    assert sim.count("user") == 1
 
 
 async def test_without_configuration_or_api_key_the_zone_is_utc_and_weeks_start_monday(
