@@ -26,9 +26,9 @@ from app.projection import (
     Cell,
     amount_minor,
     contribution,
-    held_contribution,
     minor_of_exact,
     month_end,
+    recorded_contribution,
     split_field,
     type_name,
 )
@@ -412,10 +412,18 @@ class Reports:
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.hmget(keys.entry_states(ws), chunk)
                 pipe.hmget(keys.entry_meta(ws), chunk)
-                pipe.hmget(keys.entry_contributions(ws, gens.gen), chunk)
-                raw_states, raw_metas, from_hash = await pipe.execute()
-            for raw_state, raw_meta, hashed in zip(raw_states, raw_metas, from_hash, strict=True):
-                raw_contrib = held_contribution(raw_meta, hashed, gens.gen)
+                raw_states, raw_metas = await pipe.execute()
+            held = [recorded_contribution(meta, gens.gen) for meta in raw_metas]
+            # Contributions the records leave to the hash (a switch just happened, or records
+            # from before they held them): read those only.
+            elsewhere = [n for n, (speaks, _) in enumerate(held) if not speaks]
+            if elsewhere:
+                hashed = await self.redis.hmget(
+                    keys.entry_contributions(ws, gens.gen), [chunk[n] for n in elsewhere]
+                )
+                for n, found in zip(elsewhere, hashed, strict=True):
+                    held[n] = (True, found)
+            for raw_state, (_, raw_contrib) in zip(raw_states, held, strict=True):
                 if raw_state is None or raw_contrib is None:
                     continue
                 contrib = orjson.loads(raw_contrib)
