@@ -210,18 +210,6 @@ def split_field(raw: str) -> tuple[str, str]:
     return cell, kind
 
 
-def flat_contributions(found: list[dict[str, Any]]) -> list[Any]:
-    """Contributions spelled out as apply_entry.lua reads them without decoding JSON: per
-    generation the day, the counts of cell and project-month fields, then (field, delta)
-    pairs."""
-    flat: list[Any] = []
-    for c in found:
-        flat += [c["day"], len(c["f"]), len(c["p"])]
-        for field, delta in (*c["f"], *c["p"]):
-            flat += [field, delta]
-    return flat
-
-
 def recorded_contribution(meta: bytes | None, gen: str) -> tuple[bool, bytes | None]:
     """(whether an entry's meta record speaks for generation `gen`, the contribution it holds
     there: None for none). A record written for another generation, or before contributions

@@ -34,7 +34,7 @@ from app import keys
 from app.models import Named, TimeEntry, record
 from app.pipe import ScriptPipe
 from app.progress import ProjectProgress
-from app.projection import Basis, contribution, flat_contributions
+from app.projection import Basis, contribution
 from app.reports import Filters, Reports
 
 Clock = Callable[[], datetime]
@@ -247,12 +247,12 @@ class TotalsStore:
         display = self._display(entry, client_id)
         gens = await self.generations(ws)
         for _ in range(5):
-            found = (
-                []
+            contribs = [
+                b""
                 if status == "D"
-                else [contribution(state, basis, entry.start, entry.end) for basis in gens.bases()]
-            )
-            contribs = [orjson.dumps(c) for c in found] or [b""] * len(gens.bases())
+                else orjson.dumps(contribution(state, basis, entry.start, entry.end))
+                for basis in gens.bases()
+            ]
             result = await self._run(
                 ws,
                 gens,
@@ -262,7 +262,6 @@ class TotalsStore:
                 fingerprint,
                 state_json,
                 contribs,
-                flat_contributions(found),
                 int(entry.start.timestamp()),
                 display,
                 entry.names,
@@ -286,7 +285,6 @@ class TotalsStore:
                 "",
                 b"",
                 [b""] * len(gens.bases()),
-                [],
                 0,
                 b"{}",
                 (),
@@ -306,7 +304,6 @@ class TotalsStore:
         fingerprint: str,
         state_json: bytes,
         contribs: list[bytes],
-        flat: list[Any],
         start_epoch: int,
         display: bytes,
         names: Iterable[Named],
@@ -356,8 +353,6 @@ class TotalsStore:
                 gens.label,
                 contribs[0],
                 contribs[1] if len(contribs) > 1 else b"",
-                len(flat),
-                *flat,
                 *name_args,
             ],
         )

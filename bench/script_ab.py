@@ -36,9 +36,9 @@ SCRIPT = ROOT / "app" / "lua" / "apply_entry.lua"
 # (what has run when the script returns there, the line it returns before)
 STAGES = (
     ("the call and its arguments", "local prefix, id, kind, status, fp = ARGV[1]"),
-    ("+ the generations check", "local flat_at = 14"),
+    ("+ the generations check", "-- Names ride along with every delivery"),
     ("+ the meta record read", "local skip\n"),
-    ("+ the contributions collected", "if at ~= names_at then"),
+    ("+ the contributions collected", "if netting then\n"),
     ("+ the totals changed (HINCRBY, month versions)", "write_names()\n\nfor i, g in ipairs"),
     ("+ names and the day index", "-- The first generation's contribution is kept"),
     ("+ the meta, state and running writes", "local action\n"),

@@ -28,10 +28,10 @@ from app import keys
 from app import rebuild as rebuild_module
 from app.main import create_app
 from app.models import Named, parse_time_entry
-from app.projection import Basis, contribution, flat_contributions
+from app.projection import Basis
 from app.rebuild import Rebuilder, request_rebuild, run_rebuild
 from app.reports import Filters, parse_filters
-from app.store import ApplyError, TotalsStore
+from app.store import TotalsStore
 from tests.conftest import WS, FixedClock, make_settings
 from tests.payloads import (
     ACME,
@@ -613,33 +613,3 @@ async def test_a_record_written_before_contributions_moved_is_read_from_the_hash
     assert await _seconds(store) == (7200, 7200)
     embedded, hashed = await _held(redis, "0")
     assert hashed is None and embedded is not None
-
-
-async def test_flat_contributions_that_do_not_add_up_write_nothing(
-    store: TotalsStore, redis: Redis
-) -> None:
-    """The script checks that its flat arguments spell out exactly the contributions it was
-    told of before it writes anything."""
-    body = entry_2024(ENTRY_ID, "2026-03-10T09:00:00Z", "2026-03-10T10:00:00Z")
-    entry = parse_time_entry(body)
-    gens = await store.generations(WS)
-    state = entry.to_state()
-    found = contribution(state, gens.basis, entry.start, entry.end)
-    flat = flat_contributions([found])
-    with pytest.raises(ApplyError, match="flat contributions take"):
-        await store._run(
-            WS,
-            gens,
-            ENTRY_ID,
-            "create",
-            "L",
-            "fp",
-            orjson.dumps(state),
-            [orjson.dumps(found)],
-            flat[:-2],  # one pair short
-            int(entry.start.timestamp()),
-            b"{}",
-            (),
-        )
-    assert await redis.hget(keys.entry_meta(WS), ENTRY_ID) is None
-    assert await _seconds(store) == (0, 0)

@@ -24,14 +24,10 @@
 -- ARGV[8] stream MAXLEN (approximate)
 -- ARGV[9] display JSON (names for the change feed)
 -- ARGV[10] the generations the contributions were computed for: "<gen>" or "<gen>,<next>"
--- ARGV[11] contribution JSON {day, f, p} for <gen> ("" for a delete): stored, and sent
+-- ARGV[11] contribution JSON {day, f, p} for <gen> ("" for a delete)
 -- ARGV[12] contribution JSON for <next> ("" when no rebuild runs, or a delete)
--- ARGV[13] n: how many arguments after it spell the same contributions out flat, so that
---         nothing is decoded here: per generation of ARGV[10] (none for a delete) the day, the
---         number of cell fields, the number of project-month fields, then (field, delta)
---         pairs, cell fields first
--- ARGV[14 + n ..] name records as triples: kind, id, JSON; a kind ending in "?" ("project?")
---         is a partial record, written only when the hash has none for that id
+-- ARGV[13..] name records as triples: kind, id, JSON; a kind ending in "?" ("project?") is a
+--         partial record, written only when the hash has none for that id
 -- Returns {outcome, stream id}: outcome is started|stopped|created|updated|deleted|restored when
 -- applied (stream id set), or duplicate|stale|deleted-before when nothing changed (stream id "");
 -- {"resettle", ""} when the generations are not those of ARGV[10] (the caller reloads them
@@ -54,12 +50,10 @@ if proj[2] then gens[2] = proj[2] end
 if (proj[2] and proj[1] .. ',' .. proj[2] or proj[1]) ~= ARGV[10] then
   return {'resettle', ''}
 end
-local flat_at = 14
-local names_at = flat_at + tonumber(ARGV[13])
 
 -- Names ride along with every delivery, applied or not (a resent entry may carry a new name).
 local function write_names()
-  for i = names_at, #ARGV, 3 do
+  for i = 13, #ARGV, 3 do
     local kind = ARGV[i]
     if sub(kind, -1) == '?' then
       -- A partial record (a Reports row's project: no estimate, no budget) only fills a gap.
@@ -121,7 +115,6 @@ local olds, old_days, new_days = {}, {}, {}
 -- switched, or from before contributions moved into the meta record): it leaves the hash.
 local from_hash = false
 local netting = false
-local at = flat_at
 for i, g in ipairs(gens) do
   local gp = prefix .. 'g' .. g .. ':'
   local old
@@ -160,31 +153,25 @@ for i, g in ipairs(gens) do
     end
   end
   if status ~= 'D' then
-    local day, nf, np = ARGV[at], tonumber(ARGV[at + 1]), tonumber(ARGV[at + 2])
-    at = at + 3
-    new_days[i] = day
-    if day ~= '' and nf + np > 0 then
-      local month = sub(day, 1, 7)
+    local c = cjson.decode(ARGV[10 + i])
+    new_days[i] = c.day
+    if c.day ~= '' and (c.f[1] or c.p[1]) then
+      local month = sub(c.day, 1, 7)
       if not touched[gp .. month] then
         touched[gp .. month] = true
         nt = nt + 1
         touched[nt] = {gp, month}
       end
       -- The cell fields go to the day's hash, the project fields to the month's.
-      local into, counts = {gp .. 'c:' .. day, gp .. 'pm:' .. month}, {nf, np}
-      for k = 1, 2 do
-        for _ = 1, counts[k] do
+      local into = {gp .. 'c:' .. c.day, gp .. 'pm:' .. month}
+      for k, list in ipairs({c.f, c.p}) do
+        for _, item in ipairs(list) do
           m = m + 1
-          ks[m], fs[m], ds[m] = into[k], ARGV[at], tonumber(ARGV[at + 1])
-          at = at + 2
+          ks[m], fs[m], ds[m] = into[k], item[1], item[2]
         end
       end
     end
   end
-end
-if at ~= names_at then  -- nothing is written yet
-  return redis.error_reply('the flat contributions take ' .. (at - flat_at) ..
-    ' arguments, not ' .. ARGV[13])
 end
 if netting then
   -- Old and new meet on the same totals: net them (an edit of the description costs nothing).
