@@ -50,18 +50,13 @@ def month_versions(ws: str, gen: int | str) -> str:
 
 
 def entry_contributions(ws: str, gen: int | str) -> str:
-    """Hash entry id -> JSON {day, f: cell fields, p: project fields} it adds to generation
-    `gen`, for a generation a rebuild is building or built; the generation answers read keeps
-    its contributions in the meta records (`entry_meta`), and one left here from before moves
-    there when its entry next changes (app/projection.py `held_contribution`)."""
+    """Hash entry id -> JSON {d: day, f: cell fields, p: project fields} it adds (projection)."""
     return f"{generation_prefix(ws, gen)}contrib"
 
 
 def entry_meta(ws: str) -> str:
-    """Hash entry id -> `<status>|<fingerprint>|<day>|<gen>|<contribution JSON>`; status R
-    running, L stopped, D deleted; the day is the entry's in the generation answers read, and
-    the contribution the one it holds in generation <gen> (both empty when none). A record an
-    earlier clockwall wrote ends at the day."""
+    """Hash entry id -> `<status>|<fingerprint>|<day>`; status R running, L stopped, D deleted;
+    the day is the entry's in the generation answers read."""
     return f"{workspace_prefix(ws)}meta"
 
 

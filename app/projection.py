@@ -208,22 +208,3 @@ def split_field(raw: str) -> tuple[str, str]:
     """`<cell>|<kind>` -> (cell, kind)."""
     cell, _, kind = raw.rpartition("|")
     return cell, kind
-
-
-def recorded_contribution(meta: bytes | None, gen: str) -> tuple[bool, bytes | None]:
-    """(whether an entry's meta record speaks for generation `gen`, the contribution it holds
-    there: None for none). A record written for another generation, or before contributions
-    moved into the records, leaves it to the generation's contribution hash."""
-    if meta is not None:
-        parts = meta.split(b"|", 4)
-        if len(parts) == 5 and parts[3] == gen.encode():
-            return True, parts[4] or None
-    return False, None
-
-
-def held_contribution(meta: bytes | None, from_hash: bytes | None, gen: str) -> bytes | None:
-    """The contribution an entry holds in generation `gen`: the one its meta record carries
-    when written for `gen` (apply_entry.lua), else the generation's contribution hash's (a
-    generation a rebuild built, or a record from before contributions moved into it)."""
-    speaks, held = recorded_contribution(meta, gen)
-    return held if speaks else from_hash

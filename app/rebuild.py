@@ -174,42 +174,10 @@ async def run_rebuild(
         time.monotonic() - started,
     )
     await store.generations(ws, fresh=True)
-    settle_started = time.monotonic()
-    moved = await settle_contributions(redis, ws, gen, batch)
-    log.info(
-        "workspace %s: %d contributions moved into the entries' records in %.1f s",
-        ws,
-        moved,
-        time.monotonic() - settle_started,
-    )
     if grace_s > 0:
         await asyncio.sleep(grace_s)
     await drop_generation(redis, ws, old_gen)
     return True
-
-
-async def settle_contributions(redis: Redis, ws: str, gen: str, batch: int = BATCH) -> int:
-    """Move the contributions a rebuild wrote to generation `gen`'s hash into the entries'
-    meta records (rebuild_settle.lua), where apply_entry.lua keeps those of the generation
-    answers read; the hash would otherwise hold a second copy of each until its entry changes.
-    Returns how many moved; stops when `gen` is no longer the one answers read."""
-    settle = redis.register_script(_script("rebuild_settle.lua"))
-    hash_key = keys.entry_contributions(ws, gen)
-    moved = 0
-    cursor = 0
-    while True:
-        # Nothing is added to the hash of the generation answers read, so one scan sees all.
-        cursor, found = await redis.hscan(hash_key, cursor, count=batch)
-        if found:
-            done = await settle(
-                keys=[keys.entry_meta(ws), keys.projection(ws)],
-                args=[keys.generation_prefix(ws, gen), gen, *found],
-            )
-            if int(done) < 0:
-                return moved
-            moved += int(done)
-        if cursor == 0:
-            return moved
 
 
 async def drop_generation(redis: Redis, ws: str, gen: str) -> None:
@@ -281,9 +249,6 @@ class Rebuilder:
         if not await redis.hexists(keys.projection(ws), "next"):
             garbage = await redis.hget(keys.projection(ws), "garbage")
             if garbage is not None:
-                # A switch whose rebuilder stopped before cleaning up: finish it.
-                gens = await self.store.generations(ws, fresh=True)
-                await settle_contributions(redis, ws, gens.gen)
                 await drop_generation(redis, ws, _text(garbage))
             return False
         lease = f"{keys.workspace_prefix(ws)}rebuild:lease"

@@ -28,7 +28,6 @@ from app.projection import (
     contribution,
     minor_of_exact,
     month_end,
-    recorded_contribution,
     split_field,
     type_name,
 )
@@ -411,19 +410,9 @@ class Reports:
             chunk = ids[offset : offset + ENTRY_READ_CHUNK]
             async with self.redis.pipeline(transaction=False) as pipe:
                 pipe.hmget(keys.entry_states(ws), chunk)
-                pipe.hmget(keys.entry_meta(ws), chunk)
-                raw_states, raw_metas = await pipe.execute()
-            held = [recorded_contribution(meta, gens.gen) for meta in raw_metas]
-            # Contributions the records leave to the hash (a switch just happened, or records
-            # from before they held them): read those only.
-            elsewhere = [n for n, (speaks, _) in enumerate(held) if not speaks]
-            if elsewhere:
-                hashed = await self.redis.hmget(
-                    keys.entry_contributions(ws, gens.gen), [chunk[n] for n in elsewhere]
-                )
-                for n, found in zip(elsewhere, hashed, strict=True):
-                    held[n] = (True, found)
-            for raw_state, (_, raw_contrib) in zip(raw_states, held, strict=True):
+                pipe.hmget(keys.entry_contributions(ws, gens.gen), chunk)
+                raw_states, raw_contribs = await pipe.execute()
+            for raw_state, raw_contrib in zip(raw_states, raw_contribs, strict=True):
                 if raw_state is None or raw_contrib is None:
                     continue
                 contrib = orjson.loads(raw_contrib)

@@ -277,17 +277,7 @@ class TotalsStore:
         gens = await self.generations(ws)
         for _ in range(5):
             result = await self._run(
-                ws,
-                gens,
-                entry_id,
-                "delete",
-                "D",
-                "",
-                b"",
-                [b""] * len(gens.bases()),
-                0,
-                b"{}",
-                (),
+                ws, gens, entry_id, "delete", "D", "", b"", [b""] * len(gens.bases()), 0, b"{}", ()
             )
             if result.outcome != "resettle":
                 return result

@@ -40,7 +40,7 @@ STAGES = (
     ("+ the meta record read", "local skip\n"),
     ("+ the contributions collected", "if netting then\n"),
     ("+ the totals changed (HINCRBY, month versions)", "write_names()\n\nfor i, g in ipairs"),
-    ("+ names and the day index", "-- The first generation's contribution is kept"),
+    ("+ names and the day index", "local day = (news[1] and news[1].day)"),
     ("+ the meta, state and running writes", "local action\n"),
 )
 Call = tuple[list[bytes], list[bytes]]

@@ -25,11 +25,10 @@ import pytest
 from redis.asyncio import Redis
 
 from app import keys
-from app import rebuild as rebuild_module
 from app.main import create_app
 from app.models import Named, parse_time_entry
 from app.projection import Basis
-from app.rebuild import Rebuilder, request_rebuild, run_rebuild
+from app.rebuild import request_rebuild, run_rebuild
 from app.reports import Filters, parse_filters
 from app.store import TotalsStore
 from tests.conftest import WS, FixedClock, make_settings
@@ -487,129 +486,3 @@ async def test_the_description_filter_sees_every_change_to_a_month_it_has_read(
     body["description"] = "Standup"
     await store.apply_entry(parse_time_entry(body), "update")
     await check()  # an edit that takes it out
-
-
-# Where an entry's contribution is held ----------------------------------------------------------
-ENTRY_ID = "65f0a0a0a0a0a0a0a0a0a0c1"
-
-
-async def _stopped(store: TotalsStore, hours: int, kind: str, start: int = 9) -> None:
-    body = entry_2024(
-        ENTRY_ID,
-        f"2026-03-10T{start:02d}:00:00Z",
-        f"2026-03-10T{start + hours:02d}:00:00Z",
-        description="Audit",
-    )
-    result = await store.apply_entry(parse_time_entry(body), kind)
-    assert result.outcome in ("created", "updated"), result
-
-
-async def _held(redis: Redis, gen: str) -> tuple[bytes | None, bytes | None]:
-    """(the meta record's contribution for `gen`, the generation hash's)."""
-    meta = await redis.hget(keys.entry_meta(WS), ENTRY_ID)
-    hashed = await redis.hget(keys.entry_contributions(WS, gen), ENTRY_ID)
-    parts = meta.split(b"|", 4) if meta else []
-    return (parts[4] if len(parts) == 5 and parts[3] == gen.encode() else None), hashed
-
-
-async def _seconds(store: TotalsStore, description: str | None = None) -> tuple[int, int]:
-    """(the month's total, the same with a description filter: read from the entries'
-    contributions, not from the totals)."""
-    plain = await store.read_summary(WS, START, END, "PROJECT")
-    found = await store.read_summary(
-        WS, START, END, "PROJECT", filters=parse_filters({"description": description or "audit"})
-    )
-    return plain["totalSeconds"], found["totalSeconds"]
-
-
-async def test_an_entry_keeps_its_contribution_in_its_meta_record(
-    store: TotalsStore, redis: Redis
-) -> None:
-    await _stopped(store, 1, "create")
-    embedded, hashed = await _held(redis, "0")
-    assert hashed is None and embedded is not None
-    assert orjson.loads(embedded)["f"][0][1] == 3600
-    await _stopped(store, 2, "update")
-    assert await _seconds(store) == (7200, 7200)
-    await store.delete_entry(WS, ENTRY_ID)
-    assert await _held(redis, "0") == (None, None)
-    assert await _seconds(store) == (0, 0)
-
-
-async def test_a_rebuild_moves_the_contributions_it_built_into_the_records(
-    store: TotalsStore, redis: Redis
-) -> None:
-    """The rebuild writes the new generation's contributions to its hash; after the switch they
-    move into the entries' meta records (no second copy stays), with the new generation's day."""
-    await _stopped(store, 1, "create", start=11)
-    meta = await redis.hget(keys.entry_meta(WS), ENTRY_ID)
-    assert meta.split(b"|")[2] == b"2026-03-10"  # 12:00 in Berlin
-    await request_rebuild(store.redis, WS, Basis(ZoneInfo("Pacific/Kiritimati"), ("UP", 15)), "t")
-    assert await run_rebuild(store, WS, grace_s=0)
-    gens = await store.generations(WS, fresh=True)
-    embedded, hashed = await _held(redis, gens.gen)
-    assert hashed is None and embedded is not None
-    meta = await redis.hget(keys.entry_meta(WS), ENTRY_ID)
-    assert meta.split(b"|")[2] == b"2026-03-11"  # 11:00 UTC is 01:00 on the 11th at UTC+14
-    assert await _seconds(store) == (3600, 3600)
-    await _stopped(store, 3, "update")
-    assert await _seconds(store) == (3 * 3600, 3 * 3600)
-    assert await redis.hlen(keys.entry_contributions(WS, gens.gen)) == 0
-
-
-async def test_a_contribution_left_in_the_hash_after_a_switch_is_netted_and_moved(
-    store: TotalsStore, redis: Redis, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A rebuilder that stops between the switch and moving the contributions leaves them in
-    the hash while the records name the old generation: an edit takes its contribution from the
-    hash exactly once and moves it; the next rebuilder pass moves the rest."""
-    for n, hours in ((1, 1), (2, 2)):
-        body = entry_2024(
-            f"65f0a0a0a0a0a0a0a0a0a0c{n}",
-            "2026-03-10T09:00:00Z",
-            f"2026-03-10T{9 + hours:02d}:00:00Z",
-            description="Audit",
-        )
-        await store.apply_entry(parse_time_entry(body), "create")
-
-    async def stopped_before_settling(*args: Any, **kwargs: Any) -> int:
-        return 0
-
-    monkeypatch.setattr(rebuild_module, "settle_contributions", stopped_before_settling)
-    await request_rebuild(store.redis, WS, Basis(BERLIN, ("UP", 15)), "test")
-    assert await run_rebuild(store, WS, grace_s=0)
-    monkeypatch.undo()
-    gens = await store.generations(WS, fresh=True)
-    assert await redis.hlen(keys.entry_contributions(WS, gens.gen)) == 2
-    assert await _held(redis, gens.gen) == (
-        None,
-        await redis.hget(keys.entry_contributions(WS, gens.gen), ENTRY_ID),
-    )
-    assert await _seconds(store) == (3 * 3600, 3 * 3600)
-    await _stopped(store, 3, "update")  # the first entry: 1 h -> 3 h
-    assert await _seconds(store) == (5 * 3600, 5 * 3600)
-    embedded, hashed = await _held(redis, gens.gen)
-    assert hashed is None and embedded is not None
-    # The switch left its garbage mark: the rebuilder's next look finishes the move.
-    await redis.hset(keys.projection(WS), "garbage", "0")
-    assert not await Rebuilder(store, (WS,)).once(WS)
-    assert await redis.hlen(keys.entry_contributions(WS, gens.gen)) == 0
-    assert await _seconds(store) == (5 * 3600, 5 * 3600)
-
-
-async def test_a_record_written_before_contributions_moved_is_read_from_the_hash(
-    store: TotalsStore, redis: Redis
-) -> None:
-    """What an earlier clockwall left: a meta record ending at the day, the contribution in
-    the generation's hash. Reading and changing it work without a rebuild."""
-    await _stopped(store, 1, "create")
-    meta = await redis.hget(keys.entry_meta(WS), ENTRY_ID)
-    status, fp, day, _gen, contrib = meta.split(b"|", 4)
-    await redis.hset(keys.entry_meta(WS), ENTRY_ID, b"|".join((status, fp, day)))
-    await redis.hset(keys.entry_contributions(WS, "0"), ENTRY_ID, contrib)
-    assert await _held(redis, "0") == (None, contrib)
-    assert await _seconds(store) == (3600, 3600)
-    await _stopped(store, 2, "update")
-    assert await _seconds(store) == (7200, 7200)
-    embedded, hashed = await _held(redis, "0")
-    assert hashed is None and embedded is not None

@@ -2,12 +2,7 @@
 -- generation of totals being kept (the one answers read and, during a rebuild, the one being
 -- built), record its state and append one change event, all in one atomic step.
 --
--- KEYS[1] meta hash      (id -> "<status>|<fingerprint>|<day>|<gen>|<contribution JSON>": status
---                         R running, L stopped, D deleted; the contribution the entry holds in
---                         generation <gen>, the one answers read when it was written; "<gen>"
---                         and the JSON are empty when it holds none. A record written before
---                         contributions moved here ends at <day>: its contributions are all in
---                         the generations' contribution hashes, as any other generation's are)
+-- KEYS[1] meta hash      (id -> "<status>|<fingerprint>|<day>"; status R running, L stopped, D deleted)
 -- KEYS[2] entries hash   (id -> state JSON)
 -- KEYS[3] running hash   (id -> state JSON of running timers)
 -- KEYS[4] changes stream
@@ -39,7 +34,6 @@
 
 local prefix, id, kind, status, fp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local state = ARGV[6]
-local find, match, sub = string.find, string.match, string.sub
 -- Totals stay within 2^53, where Redis's int64, Lua's doubles and JSON readers all agree.
 local LIMIT = 9007199254740992
 
@@ -47,33 +41,31 @@ local proj = redis.call('HMGET', KEYS[5], 'gen', 'next')
 if not proj[1] then return {'resettle', ''} end
 local gens = {proj[1]}
 if proj[2] then gens[2] = proj[2] end
-if (proj[2] and proj[1] .. ',' .. proj[2] or proj[1]) ~= ARGV[10] then
-  return {'resettle', ''}
-end
+if table.concat(gens, ',') ~= ARGV[10] then return {'resettle', ''} end
 
 -- Names ride along with every delivery, applied or not (a resent entry may carry a new name).
 local function write_names()
   for i = 13, #ARGV, 3 do
     local kind = ARGV[i]
-    if sub(kind, -1) == '?' then
+    if string.sub(kind, -1) == '?' then
       -- A partial record (a Reports row's project: no estimate, no budget) only fills a gap.
-      redis.call('HSETNX', prefix .. 'n:' .. sub(kind, 1, -2), ARGV[i + 1], ARGV[i + 2])
+      redis.call('HSETNX', prefix .. 'n:' .. string.sub(kind, 1, -2), ARGV[i + 1], ARGV[i + 2])
     else
       -- A name Clockify deleted stays deleted: an entry delivered late may still carry it,
       -- but only a NEW_/..._UPDATED name event (apply_names) brings it back.
       local key = prefix .. 'n:' .. kind
       local held = redis.call('HGET', key, ARGV[i + 1])
-      if not (held and find(held, '"deleted":true', 1, true)) then
+      if not (held and string.find(held, '"deleted":true', 1, true)) then
         redis.call('HSET', key, ARGV[i + 1], ARGV[i + 2])
       end
     end
   end
 end
 
-local old_status, old_fp, held_gen, held
+local old_status, old_fp
 local meta = redis.call('HGET', KEYS[1], id)
 if meta then
-  old_status, old_fp, held_gen, held = match(meta, '^(%a)|([^|]*)|[^|]*|?([^|]*)|?(.*)$')
+  old_status, old_fp = string.match(meta, '^(%a)|([^|]*)|')
 end
 
 local skip
@@ -110,67 +102,45 @@ local ks, fs, ds, m = {}, {}, {}, 0
 -- The months whose totals change, per generation: their version (`<gen>:ver`, month -> count)
 -- goes up, so a reader's cache of a month's totals knows when it is stale.
 local touched, nt = {}, 0
-local olds, old_days, new_days = {}, {}, {}
--- The first generation's old contribution came from its hash (a record from before a rebuild
--- switched, or from before contributions moved into the meta record): it leaves the hash.
-local from_hash = false
+local function collect(gp, c, sign)
+  if c.day == '' then return end
+  local month = string.sub(c.day, 1, 7)
+  if (c.f[1] or c.p[1]) and not touched[gp .. month] then
+    touched[gp .. month] = true
+    nt = nt + 1
+    touched[nt] = {gp, month}
+  end
+  local day_key = gp .. 'c:' .. c.day
+  for _, item in ipairs(c.f) do
+    m = m + 1
+    ks[m], fs[m], ds[m] = day_key, item[1], sign * item[2]
+  end
+  local project_key = gp .. 'pm:' .. month
+  for _, item in ipairs(c.p) do
+    m = m + 1
+    ks[m], fs[m], ds[m] = project_key, item[1], sign * item[2]
+  end
+end
+-- A running timer's contribution adds nothing: read its day without decoding it.
+local function decode_old(raw)
+  if string.find(raw, '"f":[],"p":[]', 1, true) then
+    return {day = string.match(raw, '"day":"([^"]*)"') or '', f = {}, p = {}}
+  end
+  return cjson.decode(raw)
+end
+local olds, news, old_raws = {}, {}, {}
 local netting = false
 for i, g in ipairs(gens) do
   local gp = prefix .. 'g' .. g .. ':'
-  local old
-  if meta then
-    if i == 1 and held_gen == g then
-      if held ~= '' then old = held end
-    else
-      old = redis.call('HGET', gp .. 'contrib', id) or nil
-      if i == 1 and old then from_hash = true end
-    end
-  end
-  olds[i] = old
-  if old then
-    if find(old, '"f":[],"p":[]', 1, true) then
-      -- A running timer's contribution adds nothing: read its day without decoding it.
-      old_days[i] = match(old, '"day":"([^"]*)"') or ''
-    else
-      local c = cjson.decode(old)
-      old_days[i] = c.day
-      if c.day ~= '' and (c.f[1] or c.p[1]) then
-        netting = true
-        local month = sub(c.day, 1, 7)
-        touched[gp .. month] = true
-        nt = nt + 1
-        touched[nt] = {gp, month}
-        local day_key, project_key = gp .. 'c:' .. c.day, gp .. 'pm:' .. month
-        for _, item in ipairs(c.f) do
-          m = m + 1
-          ks[m], fs[m], ds[m] = day_key, item[1], -item[2]
-        end
-        for _, item in ipairs(c.p) do
-          m = m + 1
-          ks[m], fs[m], ds[m] = project_key, item[1], -item[2]
-        end
-      end
-    end
+  old_raws[i] = redis.call('HGET', gp .. 'contrib', id)
+  if old_raws[i] then
+    olds[i] = decode_old(old_raws[i])
+    if olds[i].f[1] or olds[i].p[1] then netting = true end
+    collect(gp, olds[i], -1)
   end
   if status ~= 'D' then
-    local c = cjson.decode(ARGV[10 + i])
-    new_days[i] = c.day
-    if c.day ~= '' and (c.f[1] or c.p[1]) then
-      local month = sub(c.day, 1, 7)
-      if not touched[gp .. month] then
-        touched[gp .. month] = true
-        nt = nt + 1
-        touched[nt] = {gp, month}
-      end
-      -- The cell fields go to the day's hash, the project fields to the month's.
-      local into = {gp .. 'c:' .. c.day, gp .. 'pm:' .. month}
-      for k, list in ipairs({c.f, c.p}) do
-        for _, item in ipairs(list) do
-          m = m + 1
-          ks[m], fs[m], ds[m] = into[k], item[1], item[2]
-        end
-      end
-    end
+    news[i] = cjson.decode(ARGV[10 + i])
+    collect(gp, news[i], 1)
   end
 end
 if netting then
@@ -179,9 +149,9 @@ if netting then
   local nk, nf, nd, nm = {}, {}, {}, 0
   for i = 1, m do
     local slot = ks[i] .. '\0' .. fs[i]
-    local found = seen[slot]
-    if found then
-      nd[found] = nd[found] + ds[i]
+    local at = seen[slot]
+    if at then
+      nd[at] = nd[at] + ds[i]
     else
       nm = nm + 1
       nk[nm], nf[nm], nd[nm] = ks[i], fs[i], ds[i]
@@ -243,34 +213,24 @@ write_names()
 
 for i, g in ipairs(gens) do
   local gp = prefix .. 'g' .. g .. ':'
-  local old_day, new_day = old_days[i], new_days[i]
-  if old_day and old_day ~= '' and old_day ~= new_day then
-    redis.call('ZREM', gp .. 'ix:' .. old_day, id)
+  local old, new = olds[i], news[i]
+  if old and old.day ~= '' and (not new or new.day ~= old.day) then
+    redis.call('ZREM', gp .. 'ix:' .. old.day, id)
   end
-  -- The index orders nothing (readers sort by start), so an entry staying on its day is not
-  -- indexed again.
-  if new_day and new_day ~= '' and old_day ~= new_day then
-    redis.call('ZADD', gp .. 'ix:' .. new_day, ARGV[7], id)
-  end
-  if i > 1 then
-    if new_day then
-      redis.call('HSET', gp .. 'contrib', id, ARGV[10 + i])
-    elseif olds[i] then
-      redis.call('HDEL', gp .. 'contrib', id)
+  if new then
+    -- The index orders nothing (readers sort by start), so an entry staying on its day is
+    -- not indexed again.
+    if new.day ~= '' and not (old and old.day == new.day) then
+      redis.call('ZADD', gp .. 'ix:' .. new.day, ARGV[7], id)
     end
+    redis.call('HSET', gp .. 'contrib', id, ARGV[10 + i])
+  elseif old then
+    redis.call('HDEL', gp .. 'contrib', id)
   end
 end
-if from_hash then redis.call('HDEL', prefix .. 'g' .. gens[1] .. ':contrib', id) end
 
--- The first generation's contribution is kept in the meta record: one read and one write
--- serve the entry's status and its contribution.
-local day = new_days[1] or old_days[1] or ''
-if status == 'D' then
-  redis.call('HSET', KEYS[1], id, 'D|' .. fp .. '|' .. day .. '||')
-else
-  redis.call('HSET', KEYS[1], id, status .. '|' .. fp .. '|' .. day .. '|' .. gens[1] .. '|' ..
-    ARGV[11])
-end
+local day = (news[1] and news[1].day) or (olds[1] and olds[1].day) or ''
+redis.call('HSET', KEYS[1], id, status .. '|' .. fp .. '|' .. day)
 redis.call('HSET', KEYS[2], id, state)
 if status == 'R' then
   redis.call('HSET', KEYS[3], id, state)
@@ -294,7 +254,7 @@ end
 -- The change as the generation answers read sees it: the wall takes `prev` off its totals and
 -- adds `next` (each {day, f: cell fields, p: project fields}).
 local prev = 'null'
-if olds[1] and old_status ~= 'D' then prev = olds[1] end
+if old_raws[1] and old_status ~= 'D' then prev = old_raws[1] end
 local next_ = 'null'
 if status ~= 'D' then next_ = ARGV[11] end
 local event = '{"type":"entry","action":"' .. action .. '","entry":' .. state ..

@@ -1,6 +1,6 @@
 -- rebuild_batch: add stored entries to a generation of totals being built (app/rebuild.py).
 --
--- KEYS[1] meta hash (id -> "<status>|<fingerprint>|<day>|...": apply_entry.lua)
+-- KEYS[1] meta hash (id -> "<status>|<fingerprint>|<day>")
 -- KEYS[2] projection hash (the generation being built is its `next`)
 -- ARGV[1] generation prefix "cw:{ws}:g<N>:" (same hash tag as KEYS)
 -- ARGV[2] N, the generation being built
