@@ -132,7 +132,8 @@ local olds, news, old_raws = {}, {}, {}
 local netting = false
 for i, g in ipairs(gens) do
   local gp = prefix .. 'g' .. g .. ':'
-  old_raws[i] = redis.call('HGET', gp .. 'contrib', id)
+  -- An entry without a meta record holds no contribution anywhere (both are written together).
+  if meta then old_raws[i] = redis.call('HGET', gp .. 'contrib', id) end
   if old_raws[i] then
     olds[i] = decode_old(old_raws[i])
     if olds[i].f[1] or olds[i].p[1] then netting = true end
