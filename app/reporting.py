@@ -378,21 +378,27 @@ async def settle(
     stored = _parse_stored(raw)
     # One process asks Clockify (a Free plan has 30 requests an hour); the others wait for
     # what it stores, and ask themselves only if it has not stored it in time.
+    asking = f"{key}:asking"
     if (
         stored is None
         and client is not None
-        and not await redis.set(f"{key}:asking", "1", nx=True, px=int(ASKING_S * 1000))
+        and not await redis.set(asking, "1", nx=True, px=int(ASKING_S * 1000))
     ):
         raw = await _wait_for_stored(redis, key, ASKING_S)
         stored = _parse_stored(raw)
     if stored is None:
-        first = await _first_settings(ws, settings, client)
-        if await redis.set(key, first.to_json(), nx=True):
-            raw, stored = first.to_json(), first
-        else:
-            # Another process stored one first: take its value, whatever we found.
-            raw = await redis.get(key)
-            stored = _parse_stored(raw) or first
+        try:
+            first = await _first_settings(ws, settings, client)
+            if await redis.set(key, first.to_json(), nx=True):
+                raw, stored = first.to_json(), first
+            else:
+                # Another process stored one first: take its value, whatever we found.
+                raw = await redis.get(key)
+                stored = _parse_stored(raw) or first
+        finally:
+            # Stored, or Clockify failed: either way the next process need not wait.
+            if client is not None:
+                await redis.delete(asking)
     chosen = stored
     asked = False
     if client is not None and reads_workspace(settings) and not _knows_workspace(raw):

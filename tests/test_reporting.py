@@ -21,7 +21,7 @@ import pytest
 from redis.asyncio import Redis
 
 from app import keys, reporting
-from app.clockify import ClockifyClient, UnlimitedBudget
+from app.clockify import ClockifyClient, UnlimitedBudget, UpstreamError
 from app.config import Secret
 from app.main import create_app
 from app.reporting import ReportingSettings, settle
@@ -155,6 +155,28 @@ async def test_processes_settling_together_ask_clockify_once(redis: Redis) -> No
     assert all(r.same_as(results[0]) for r in results)
     assert (results[0].zone.key, results[0].week_start) == (AUCKLAND, "SUNDAY")
     assert sim.count("user") == 1
+
+
+async def test_a_process_whose_clockify_request_fails_lets_the_next_one_ask_at_once(
+    redis: Redis, auckland: tuple[SimulatedWorkspace, ClockifyClient]
+) -> None:
+    sim, client = auckland
+    failing: Any = FailingProfile()
+    with pytest.raises(UpstreamError):
+        await settle(redis, WS, make_settings(timezone=None), failing)
+    assert not await redis.exists(f"{keys.reporting_settings(WS)}:asking")
+    chosen = await settle(redis, WS, make_settings(timezone=None), client)
+    assert chosen.zone.key == AUCKLAND and sim.count("user") == 1
+
+
+class FailingProfile:
+    """A Clockify client whose GET /user fails (Clockify down)."""
+
+    async def get_user(self) -> Any:
+        raise UpstreamError("Clockify answered 503")
+
+    async def get_workspace(self, ws: str) -> Any:
+        raise UpstreamError("Clockify answered 503")
 
 
 class SlowProfile:
