@@ -563,14 +563,49 @@ def _text(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
+def _field(fields: dict[Any, Any], name: str) -> bytes | None:
+    raw = fields.get(name.encode())
+    if raw is None:
+        raw = fields.get(name)
+    if raw is None:
+        return None
+    return raw if isinstance(raw, bytes) else str(raw).encode()
+
+
+# An entry's change comes as its parts (apply_entry.lua): joined here in the order of the one
+# JSON object the other writers store whole in field "d".
+_ENTRY_PARTS = (
+    (b'{"type":"entry","action":"', "a"),
+    (b'","entry":', "e"),
+    (b',"running":', "r"),
+    (b',"prev":', "p"),
+    (b',"next":', "n"),
+    (b',"names":', "m"),
+)
+
+
+def event_of(fields: Any) -> bytes | None:
+    """The JSON event a change stream entry holds, or None when it holds none."""
+    if not isinstance(fields, dict):
+        return None
+    raw = _field(fields, "d")
+    if raw is not None:
+        return raw
+    out = []
+    for lead, name in _ENTRY_PARTS:
+        part = _field(fields, name)
+        if part is None:
+            return None
+        out += (lead, part)
+    out.append(b"}")
+    return b"".join(out)
+
+
 def decode_change(workspace: str, raw_id: Any, fields: Any) -> Change | None:
     sid = parse_stream_id(_text(raw_id))
-    raw = fields.get(b"d") if isinstance(fields, dict) else None
-    if raw is None and isinstance(fields, dict):
-        raw = fields.get("d")
-    if sid is None or raw is None:
+    raw_bytes = event_of(fields)
+    if sid is None or raw_bytes is None:
         return None
-    raw_bytes = raw if isinstance(raw, bytes) else str(raw).encode()
     if b"\n" in raw_bytes or b"\r" in raw_bytes:  # never from our writers; keep SSE framing safe
         raw_bytes = raw_bytes.replace(b"\r", b"").replace(b"\n", b"")
     return Change(workspace, sid, raw_bytes)

@@ -99,6 +99,7 @@ class NaiveEvents:
 
     async def read_forever(self) -> None:
         from app import keys
+        from app.stream import event_of
 
         stream = keys.changes(WS)
         newest = await self.service.redis.xrevrange(stream, count=1)
@@ -110,7 +111,7 @@ class NaiveEvents:
                 for raw_id, fields in entries:
                     last = raw_id.decode()
                     for queue in list(self.queues):
-                        queue.put_nowait((last, fields[b"d"].decode()))
+                        queue.put_nowait((last, (event_of(fields) or b"").decode()))
 
     async def handle(self, request: Any) -> Any:
         from sse_starlette import EventSourceResponse

@@ -18,7 +18,7 @@ from redis.asyncio import Redis
 from app import keys
 from app.child_server import free_port
 from app.main import create_app
-from app.stream import ChangeHub, next_read_at, parse_stream_id
+from app.stream import ChangeHub, event_of, next_read_at, parse_stream_id
 from tests import dbs
 from tests.conftest import TOKEN, WS, make_settings, redis_db, redis_url, wait_until
 from tests.sse_client import WAIT_S, AppServer, SSEClient, SSEMessage, stalled_connection
@@ -116,7 +116,7 @@ async def test_snapshot_first_then_changes_in_order_with_stream_ids(r10: Redis) 
             assert_changes(events, posted)
             assert [e.id for e in events] == await stream_ids(r10, after=seeded[-1])
             stored = {
-                raw_id.decode(): orjson.loads(fields[b"d"])
+                raw_id.decode(): orjson.loads(event_of(fields) or b"null")
                 for raw_id, fields in await r10.xrange(CHANGES)
             }
             for event in events:
@@ -219,7 +219,8 @@ async def test_a_burst_longer_than_the_queue_drops_nobody(r10: Redis) -> None:
         await opening(client)
         first = await post_entries(server, 0, 1)
         assert_changes(await client.events(1), first)
-        data = (await r10.xrange(CHANGES))[0][1][b"d"]
+        data = event_of((await r10.xrange(CHANGES))[0][1])
+        assert data is not None
         async with r10.pipeline(transaction=True) as pipe:
             for _ in range(40):
                 pipe.xadd(CHANGES, {"d": data})
@@ -354,6 +355,35 @@ def test_reads_are_spaced_by_the_window_or_by_what_writing_costs() -> None:
     assert next_read_at(100.0, 0.013, 0.015, 0.5) == pytest.approx(100.026)
     # 10,000 screens: the window grows with the pass, so writes never take it all.
     assert next_read_at(100.0, 0.130, 0.015, 0.5) == pytest.approx(100.260)
+
+
+def test_an_entry_change_stored_as_parts_reads_as_one_json_event() -> None:
+    # apply_entry.lua stores an entry's change as parts; other writers store "d" whole.
+    parts = {
+        b"a": b"stopped",
+        b"e": b'{"id":"e1","description":"a \\"quoted\\" word"}',
+        b"r": b"false",
+        b"p": b'{"day":"2026-03-02","f":[],"p":[]}',
+        b"n": b'{"day":"2026-03-02","f":[["u|p|s",60]],"p":[]}',
+        b"m": b'{"user":"Ann"}',
+    }
+    event = event_of(parts)
+    assert event is not None
+    assert orjson.loads(event) == {
+        "type": "entry",
+        "action": "stopped",
+        "entry": {"id": "e1", "description": 'a "quoted" word'},
+        "running": False,
+        "prev": {"day": "2026-03-02", "f": [], "p": []},
+        "next": {"day": "2026-03-02", "f": [["u|p|s", 60]], "p": []},
+        "names": {"user": "Ann"},
+    }
+    # Text keys (a client decoding replies) read the same; "d" passes through as stored.
+    assert event_of({k.decode(): v.decode() for k, v in parts.items()}) == event
+    assert event_of({b"d": b'{"type":"names"}'}) == b'{"type":"names"}'
+    # A part missing (a writer this reader does not know) is no event, not a broken one.
+    assert event_of({k: v for k, v in parts.items() if k != b"n"}) is None
+    assert event_of([]) is None
 
 
 @pytest.mark.parametrize("http", ["httptools", "h11"])

@@ -253,13 +253,14 @@ else
 end
 
 -- The change as the generation answers read sees it: the wall takes `prev` off its totals and
--- adds `next` (each {day, f: cell fields, p: project fields}).
+-- adds `next` (each {day, f: cell fields, p: project fields}). Its parts go to the stream as
+-- they are and readers join them into one JSON event (app/stream.py `decode_change`): joining
+-- them here would build a string of a few KB in Lua for every entry, which cost more of Redis's
+-- time than the rest of the event.
 local prev = 'null'
 if old_raws[1] and old_status ~= 'D' then prev = old_raws[1] end
 local next_ = 'null'
 if status ~= 'D' then next_ = ARGV[11] end
-local event = '{"type":"entry","action":"' .. action .. '","entry":' .. state ..
-  ',"running":' .. tostring(status == 'R') .. ',"prev":' .. prev .. ',"next":' .. next_ ..
-  ',"names":' .. ARGV[9] .. '}'
-local stream_id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'd', event)
+local stream_id = redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[8], '*', 'a', action,
+  'e', state, 'r', tostring(status == 'R'), 'p', prev, 'n', next_, 'm', ARGV[9])
 return {action, stream_id}
