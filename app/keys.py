@@ -23,8 +23,8 @@ def projection(ws: str) -> str:
 
 
 def generation_prefix(ws: str, gen: int | str) -> str:
-    """The keys of one generation of totals; the Lua scripts append `c:<day>`, `pm:<month>`,
-    `ver`, `ix:<day>` and `contrib` to it."""
+    """The keys of one generation of totals; the Lua scripts append `c:<day>`, `ver`,
+    `ix:<day>` and `contrib` to it."""
     return f"{workspace_prefix(ws)}g{gen}:"
 
 
@@ -33,9 +33,10 @@ def cells_day(ws: str, gen: int | str, day: str) -> str:
     return f"{generation_prefix(ws, gen)}c:{day}"
 
 
-def project_month(ws: str, gen: int | str, month: str) -> str:
-    """Hash `<pid>|s`, `<pid>|b`, `<pid>|m|<CUR>` of a month: project progress over a life."""
-    return f"{generation_prefix(ws, gen)}pm:{month}"
+def project_months(ws: str, gen: int | str) -> str:
+    """The match pattern of the per-project month rollups clockwall kept before 2026-12
+    (`pm:<month>`; progress is now summed from the days): found only to be deleted."""
+    return f"{generation_prefix(ws, gen)}pm:*"
 
 
 def day_index(ws: str, gen: int | str, day: str) -> str:
@@ -54,9 +55,16 @@ def entry_contributions(ws: str, gen: int | str) -> str:
     return f"{generation_prefix(ws, gen)}contrib"
 
 
+# The meta hash's field holding a copy of the projection hash's generations, "<gen>" or
+# "<gen>,<next>" (never an entry id: those are 24 hex digits). apply_entry.lua reads it with the
+# entry's record and makes it from the projection hash when it is missing; whatever changes gen
+# or next deletes it in the same atomic step.
+GENS_FIELD = "gens"
+
+
 def entry_meta(ws: str) -> str:
     """Hash entry id -> `<status>|<fingerprint>|<day>`; status R running, L stopped, D deleted;
-    the day is the entry's in the generation answers read."""
+    the day is the entry's in the generation answers read. Also `GENS_FIELD`."""
     return f"{workspace_prefix(ws)}meta"
 
 

@@ -278,6 +278,8 @@ class Service:
             started = time.monotonic()
             try:
                 await self.store.reports.summary(ws, first, today, ("PROJECT",))
+                # Every month's sums per project, so the first wall's progress reads no month.
+                await self.store.progress.read(ws)
             except (RedisError, OSError, TimeoutError) as exc:
                 log.info("reports of workspace %s not read ahead: %s", ws, type(exc).__name__)
                 continue

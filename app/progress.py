@@ -1,11 +1,20 @@
 """Project progress as Clockify shows it: tracked over the project's life (or since the last
 reset of an estimate that resets weekly, monthly or yearly) against its time estimate or money
-budget, from the per-project month totals (app/projection.py) and Clockify's own figures.
+budget, from the cells of every day clockwall holds (app/projection.py) and Clockify's own
+figures.
+
+Summing every day ever tracked on each read would be slow, so each month's sums per project
+(`<pid>|s`, `<pid>|b` billable seconds, `<pid>|m|<CUR>` exact earned) are kept in this process
+at the month's version (`keys.month_versions`, raised by every change to the month's totals). A
+read takes, in one transaction, the versions, the current month's days (which change all day)
+and the totals it shows; a past month whose version it has not summed is read and summed
+before the read is made again, so the answer never mixes months read at different moments with
+the rest of the answer.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
@@ -17,9 +26,22 @@ from app.projection import minor_of_exact, month_end, split_field
 if TYPE_CHECKING:
     from app.store import Generations, TotalsStore
 
-# Progress over a project's life sums the month totals clockwall holds in this window.
+# Progress over a project's life sums the months clockwall holds in this window.
 PROGRESS_PAST_MONTHS = 240
 PROGRESS_FUTURE_MONTHS = 12
+FILL_MONTHS = 3  # past months read per transaction when they are summed outside a read
+INSIDE_MONTHS = 12  # months changing under reads are read inside the read itself, up to this many
+ATTEMPTS = 6
+
+MonthSums = dict[str, int]
+
+
+@dataclass
+class Missing:
+    """A read that found past months whose versions this process has not summed."""
+
+    gen: str
+    versions: dict[str, str]  # month -> the version the read saw
 
 
 class ProjectProgress:
@@ -27,22 +49,30 @@ class ProjectProgress:
 
     def __init__(self, store: TotalsStore) -> None:
         self.store = store
+        # (ws, gen) -> month -> (version, sums per project): the months this process summed.
+        self._months: dict[tuple[str, str], dict[str, tuple[str, MonthSums]]] = {}
 
-    def plan(self, ws: str, gen: str, weekly: bool = True) -> ProgressPlan:
-        """The hashes a project progress is computed from, in generation `gen`; read them
-        (HGETALL, in this order) and give the results to `fold`. The snapshot reads
-        them in its transaction, so its progress and its totals include exactly the same
-        changes. `weekly`: some project's estimate resets weekly, so the week's days are read
-        too (the costly part: see `weekly_resets`)."""
+    def plan(
+        self, ws: str, gen: str, weekly: bool = True, inside: Iterable[str] = ()
+    ) -> ProgressPlan:
+        """The hashes a project progress is computed from, in generation `gen`: the months'
+        versions, the current month's days, the months `inside` (past months changing under
+        reads), the current week's (`weekly`: some project's estimate resets weekly; see
+        `weekly_resets`) and Clockify's tracked figures. Read them (HGETALL, in this order)
+        and give the results to `fold`. The snapshot reads them in its transaction, so its
+        progress and its totals include exactly the same changes."""
         today = self.store.today()
-        months = _months_around(today, PROGRESS_PAST_MONTHS, PROGRESS_FUTURE_MONTHS)
+        this_month = today.isoformat()[:7]
+        months = [this_month, *sorted(m for m in set(inside) if m != this_month)]
         week_start, week_end = self.store.current_week()
         week = self.store.days(week_start, week_end)
-        hashes = [keys.project_month(ws, gen, m) for m in months]
+        days = [day for month in months for day in _month_days(month)]
         if weekly:
-            hashes += [keys.cells_day(ws, gen, d) for d in week]
+            days += [day for day in week if day[:7] not in months]
+        hashes = [keys.month_versions(ws, gen)]
+        hashes += [keys.cells_day(ws, gen, day) for day in days]
         hashes.append(keys.project_tracked(ws))
-        return ProgressPlan(today, months, week, hashes, gen, weekly)
+        return ProgressPlan(ws, today, months, week, days, hashes, gen, weekly)
 
     async def weekly_resets(self, ws: str) -> bool:
         """Whether some project's estimate resets weekly (its progress needs this week's
@@ -56,36 +86,54 @@ class ProjectProgress:
         projects: dict[str, dict[str, Any]],
         results: list[dict[Any, Any]],
         running: list[dict[str, Any]] | None = None,
-    ) -> dict[str, Any]:
+    ) -> dict[str, Any] | Missing:
         """Each estimated project's progress as Clockify shows it: tracked over the project's
         life (Clockify's own `duration` as the poller last read it; else every total clockwall
         holds), or since the last reset for an estimate that resets, against its time estimate
         or its money budget. `running`: timers whose elapsed time counts too (the wall adds its
         own, live). `since` is the first month clockwall holds totals of (`first_day` narrows
-        it to a day)."""
-        n_months, n_week = len(plan.months), len(plan.week) if plan.weekly else 0
-        month_fields = [_decoded_ints(r) for r in results[:n_months]]
-        week_fields = [_project_fields(r) for r in results[n_months : n_months + n_week]]
-        tracked = {_decode(k): _decode(v) for k, v in results[n_months + n_week].items()}
-        held = [m for m, fields in zip(plan.months, month_fields, strict=True) if fields]
+        it to a day). `Missing` when a past month's version has not been summed here: `fill`
+        it, then read again."""
+        versions = {
+            month: _decode(v)
+            for month, v in ((_decode(k), v) for k, v in results[0].items())
+            if plan.first_month <= month <= plan.last_month
+        }
+        by_day = dict(zip(plan.days, results[1 : 1 + len(plan.days)], strict=True))
+        tracked = {_decode(k): _decode(v) for k, v in results[1 + len(plan.days)].items()}
+        summed = self._months.setdefault((plan.ws, plan.gen), {})
+        for month in plan.months:
+            sums = _sum_dicts(_project_fields(by_day[day]) for day in _month_days(month))
+            summed[month] = (versions.get(month, "0"), sums)
+        stale = {
+            month: version
+            for month, version in versions.items()
+            if month not in plan.months and summed.get(month, ("", {}))[0] != version
+        }
+        if stale:
+            return Missing(plan.gen, stale)
+        self._forget_other_generations(plan.ws, plan.gen)
+        month_fields = {
+            month: summed[month][1]
+            for month in sorted(set(versions) | set(plan.months))
+            if month in summed
+        }
+        week_fields = [_project_fields(by_day[day]) for day in plan.week] if plan.weekly else []
+        held = [m for m, fields in month_fields.items() if fields]
         this_month = plan.today.isoformat()[:7]
         # reset option -> (first day, last day, the project totals of that span)
         periods: dict[str | None, tuple[str | None, str | None, dict[str, int]]] = {
-            None: (None, None, _sum_dicts(month_fields)),
+            None: (None, None, _sum_dicts(month_fields.values())),
             "WEEKLY": (plan.week[0], plan.week[-1], _sum_dicts(week_fields)),
             "MONTHLY": (
                 f"{this_month}-01",
                 month_end(plan.today.replace(day=1)).isoformat(),
-                month_fields[plan.months.index(this_month)],
+                month_fields.get(this_month, {}),
             ),
             "YEARLY": (
                 f"{plan.today.year:04d}-01-01",
                 f"{plan.today.year:04d}-12-31",
-                _sum_dicts(
-                    f
-                    for m, f in zip(plan.months, month_fields, strict=True)
-                    if m[:4] == this_month[:4]
-                ),
+                _sum_dicts(f for m, f in month_fields.items() if m[:4] == this_month[:4]),
             ),
         }
         now = self.store.clock()
@@ -166,43 +214,102 @@ class ProjectProgress:
             progress["since"] = await self.first_day(ws, progress["since"][:7]) or progress["since"]
         return progress
 
+    async def fill(self, ws: str, missing: Missing) -> None:
+        """Sum the past months a read found unsummed, a few months per transaction, each at
+        the version read with its days (maybe newer than the read's: the next read tells)."""
+        months = sorted(missing.versions)
+        for at in range(0, len(months), FILL_MONTHS):
+            chunk = months[at : at + FILL_MONTHS]
+            async with self.store.redis.pipeline(transaction=True) as pipe:
+                pipe.hget(keys.projection(ws), "gen")
+                pipe.hmget(keys.month_versions(ws, missing.gen), chunk)
+                for month in chunk:
+                    for day in _month_days(month):
+                        pipe.hgetall(keys.cells_day(ws, missing.gen, day))
+                results = await pipe.execute()
+            if _decode(results[0] if results[0] is not None else "0") != missing.gen:
+                return  # a rebuild switched generations: the next read plans anew
+            summed = self._months.setdefault((ws, missing.gen), {})
+            body = iter(results[2:])
+            for month, version in zip(chunk, results[1], strict=True):
+                days = [next(body) for _ in _month_days(month)]
+                sums = _sum_dicts(_project_fields(fields) for fields in days)
+                summed[month] = (_decode(version) if version is not None else "0", sums)
+
+    async def settled(
+        self, ws: str, attempt: Callable[[tuple[str, ...]], Awaitable[dict[str, Any] | Missing]]
+    ) -> dict[str, Any]:
+        """Run `attempt(inside)` (a read that folds progress, reading the months `inside` in
+        its transaction) until no past month is missing. Missing months are summed outside
+        the read the first time; months still missing after that are changing under the reads
+        (an import, a backfill), so the next read takes them inside itself, where they cannot
+        change between the two."""
+        inside: set[str] = set()
+        filled = False
+        for _ in range(ATTEMPTS):
+            found = await attempt(tuple(sorted(inside)))
+            if not isinstance(found, Missing):
+                return found
+            if filled and len(inside) + len(found.versions) <= INSIDE_MONTHS:
+                inside |= set(found.versions)
+            else:
+                await self.fill(ws, found)
+                filled = True
+        raise TimeoutError("the months' totals kept changing during the progress read")
+
     async def read(self, ws: str, include_running: bool = True) -> dict[str, Any]:
-        plans: list[ProgressPlan] = []
         weekly = await self.weekly_resets(ws)
 
-        def plan_of(gens: Generations) -> list[str]:
-            plans.append(self.plan(ws, gens.gen, weekly))
-            return plans[-1].hashes
+        async def attempt(inside: tuple[str, ...]) -> dict[str, Any] | Missing:
+            plans: list[ProgressPlan] = []
 
-        _gens, results, names, running, _ = await self.store.reports.read(ws, plan_of)
-        progress = self.fold(
-            plans[-1],
-            names.raw.get("project", {}),
-            results,
-            running if include_running else None,
-        )
-        return await self.finish(ws, progress)
+            def plan_of(gens: Generations) -> list[str]:
+                plans.append(self.plan(ws, gens.gen, weekly, inside))
+                return plans[-1].hashes
+
+            _gens, results, names, running, _ = await self.store.reports.read(ws, plan_of)
+            return self.fold(
+                plans[-1],
+                names.raw.get("project", {}),
+                results,
+                running if include_running else None,
+            )
+
+        return await self.finish(ws, await self.settled(ws, attempt))
+
+    def _forget_other_generations(self, ws: str, gen: str) -> None:
+        for key in [k for k in self._months if k[0] == ws and k[1] != gen]:
+            del self._months[key]
 
 
 @dataclass(frozen=True)
 class ProgressPlan:
+    ws: str
     today: date
-    months: list[str]  # YYYY-MM, oldest first
+    months: list[str]  # YYYY-MM whose days are read: the current month first
     week: list[str]  # the current week's days
-    hashes: list[str]  # month rollups, the week's day hashes, then Clockify's figures
+    days: list[str]  # the day hashes among `hashes`, in order (the months', then the week's)
+    hashes: list[str]  # the months' versions, the days, then Clockify's figures
     gen: str  # the generation of totals they belong to
-    weekly: bool = True  # the week's day hashes are among `hashes`
+    weekly: bool = True  # the week's days are read
+
+    @property
+    def first_month(self) -> str:
+        return _month_shift(self.today, -PROGRESS_PAST_MONTHS)
+
+    @property
+    def last_month(self) -> str:
+        return _month_shift(self.today, PROGRESS_FUTURE_MONTHS)
 
 
-def _months_around(today: date, past: int, future: int) -> list[str]:
-    index = today.year * 12 + today.month - 1
-    first = max(index - past, 0)
-    last = min(index + future, date.max.year * 12 + 11)
-    return [f"{i // 12:04d}-{i % 12 + 1:02d}" for i in range(first, last + 1) if i >= 12]
+def _month_shift(today: date, months: int) -> str:
+    index = min(max(today.year * 12 + today.month - 1 + months, 12), date.max.year * 12 + 11)
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
 
 
-def _decoded_ints(fields: dict[Any, Any]) -> dict[str, int]:
-    return {_decode(k): int(v) for k, v in fields.items()}
+def _month_days(month: str) -> list[str]:
+    first = date.fromisoformat(f"{month}-01")
+    return [f"{month}-{d:02d}" for d in range(1, month_end(first).day + 1)]
 
 
 def _sum_dicts(dicts: Iterable[dict[str, int]]) -> dict[str, int]:

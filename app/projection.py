@@ -15,9 +15,8 @@ is summed from its days by the reader, cached while the month's version stays), 
     <cell>|c  cost: cost_rate_minor x counted seconds (cost applies billable or not)
 Amounts are rounded to the cent once, when a group is answered (`minor_of_exact`).
 
-A small per-project month rollup (`keys.project_month`) feeds project progress over a
-project's life: `<pid>|s`, `<pid>|b` (billable seconds) and `<pid>|m|<CUR>` (earned, exact), on
-raw seconds (progress measures tracked time), its amount the one the cells hold.
+Project progress over a project's life is summed from the same cells (app/progress.py): each
+month's sums per project are kept by the reader while the month's version stays.
 """
 
 from __future__ import annotations
@@ -170,10 +169,10 @@ def contribution(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> dict[str, Any]:
-    """What one entry state adds to a generation's totals: `{"day": day, "f": [[field, delta]...],
-    "p": [[field, delta]...]}` (cell fields, project-month fields). A running timer or an entry
-    of zero seconds adds nothing but is still indexed on its day. `start`/`end`: the state's
-    instants when the caller has them parsed already."""
+    """What one entry state adds to a generation's totals: `{"day": day, "f": [[field, delta]...]}`
+    (its cell's fields). A running timer or an entry of zero seconds adds nothing but is still
+    indexed on its day. `start`/`end`: the state's instants when the caller has them parsed
+    already."""
     if start is None:
         start = parse_instant(state["start"], "start")
         end = parse_instant(state.get("end"), "end")
@@ -181,7 +180,7 @@ def contribution(
     day = basis.day_of(start)
     seconds = max(0, int((end - start).total_seconds())) if end is not None else 0
     if end is None or seconds == 0:
-        return {"day": day, "f": [], "p": []}
+        return {"day": day, "f": []}
     cell = cell_of(state)
     counted = basis.counted(seconds)
     billable = bool(state.get("billable"))
@@ -195,13 +194,7 @@ def contribution(
         fields.append([f"{cell}|e", rate * counted])
     if cost and counted:
         fields.append([f"{cell}|c", cost * counted])
-    project = state.get("projectId") or NONE
-    progress: list[list[Any]] = [[f"{project}|s", seconds]]
-    if billable:
-        progress.append([f"{project}|b", seconds])
-    if rate:
-        progress.append([f"{project}|m|{currency}", rate * counted])
-    return {"day": day, "f": fields, "p": progress}
+    return {"day": day, "f": fields}
 
 
 def split_field(raw: str) -> tuple[str, str]:

@@ -78,6 +78,8 @@ async def request_rebuild(
                         "total": total,
                     },
                 )
+                # From now on applies write to both generations (apply_entry.lua).
+                pipe.hdel(keys.entry_meta(ws), keys.GENS_FIELD)
                 await pipe.execute()
                 break
             except Exception as exc:  # WatchError: someone changed the hash; look again
@@ -106,8 +108,29 @@ async def ensure_projection(store: TotalsStore, ws: str, basis: Basis) -> None:
         else:
             await store.init_generations(ws, basis)
     else:
+        for gen in (gens.gen, gens.next):
+            if gen is not None:
+                await forget_project_months(store.redis, ws, gen)
         await request_rebuild(store.redis, ws, basis, "a reporting setting changed")
     await store.generations(ws, fresh=True)
+
+
+async def forget_project_months(redis: Redis, ws: str, gen: str) -> int:
+    """An upgrade from before 2026-12: the generation's per-project month rollups go (progress
+    is summed from the days now), and each month they held gets its version raised, since a
+    generation an older rebuild built has no version for the months only the rebuild wrote, and
+    progress finds the months it sums by their versions. Returns the rollups deleted."""
+    found = 0
+    async for key in redis.scan_iter(match=keys.project_months(ws, gen), count=1000):
+        month = _text(key).rsplit(":", 1)[1]
+        async with redis.pipeline(transaction=True) as pipe:
+            pipe.hincrby(keys.month_versions(ws, gen), month, 1)
+            pipe.unlink(key)
+            await pipe.execute()
+        found += 1
+    if found:
+        log.info("workspace %s: %d month rollups of generation %s deleted", ws, found, gen)
+    return found
 
 
 async def run_rebuild(
@@ -160,7 +183,8 @@ async def run_rebuild(
         if cursor == 0:
             break
     old = await switch(
-        keys=[keys.projection(ws), keys.changes(ws)], args=[gen, store.stream_maxlen]
+        keys=[keys.projection(ws), keys.changes(ws), keys.entry_meta(ws)],
+        args=[gen, store.stream_maxlen],
     )
     if not old:
         return False

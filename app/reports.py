@@ -19,6 +19,7 @@ import orjson
 
 from app import keys
 from app.models import parse_instant
+from app.progress import Missing
 from app.projection import (
     NONE,
     TYPE_CODES,
@@ -547,20 +548,32 @@ class Reports:
         change events on top without a gap or a double count."""
         store = self.store
         days = _days(start, end)
-        plans: list[ProgressPlan] = []
         weekly = await store.progress.weekly_resets(ws)
-
-        def plan(gens: Generations) -> list[str]:
-            plans.append(store.progress.plan(ws, gens.gen, weekly))
-            return [keys.cells_day(ws, gens.gen, day) for day in days] + plans[-1].hashes
 
         def feed_read(pipe: Any) -> None:
             pipe.xrevrange(keys.changes(ws), count=FEED_LENGTH)
 
-        gens, results, names, running, coverage = await self.read(ws, plan, feed_read)
+        async def attempt(inside: tuple[str, ...]) -> dict[str, Any] | Missing:
+            plans: list[ProgressPlan] = []
+
+            def plan(gens: Generations) -> list[str]:
+                plans.append(store.progress.plan(ws, gens.gen, weekly, inside))
+                return [keys.cells_day(ws, gens.gen, day) for day in days] + plans[-1].hashes
+
+            read = await self.read(ws, plan, feed_read)
+            progress_results = read.body[len(days) : len(days) + len(plans[-1].hashes)]
+            # Without running timers: the wall adds their elapsed time, as it does to every total.
+            progress = store.progress.fold(
+                plans[-1], read.names.raw.get("project", {}), progress_results
+            )
+            if isinstance(progress, Missing):
+                return progress
+            return {"read": read, "progress": progress}
+
+        done = await store.progress.settled(ws, attempt)
+        gens, results, names, running, coverage = done["read"]
         # Every day of the range, those without totals too (later changes land on them).
         totals = {day: _fold_day(fields) for day, fields in zip(days, results, strict=False)}
-        progress_results = results[len(days) : len(days) + len(plans[-1].hashes)]
         recent = results[-1]
         feed = []
         for raw_id, fields in reversed(recent):
@@ -568,9 +581,7 @@ class Reports:
             if change is not None and change.data.get("type") == "entry":
                 feed.append({"id": change.id_text, **change.data})
         stream_id = _decode(recent[0][0]) if recent else "0-0"
-        # Without running timers: the wall adds their elapsed time, as it does to every total.
-        progress = store.progress.fold(plans[-1], names.raw.get("project", {}), progress_results)
-        progress = await store.progress.finish(ws, progress)
+        progress = await store.progress.finish(ws, done["progress"])
         rounding = gens.basis.rounding
         return stream_id, {
             "workspace": ws,

@@ -42,9 +42,6 @@ STORE_DEADLINE_S = 5.0  # the longest a write waits for Redis
 NAME_RESEND_S = 60.0  # an unchanged name is written again at most once a minute per process
 ENTRY_READ_CHUNK = 1000  # entry states read per HMGET
 KINDS = ("create", "update", "delete", "restore", "sync")
-# Progress over a project's life sums the month rollups clockwall holds in this window.
-PROGRESS_PAST_MONTHS = 240
-PROGRESS_FUTURE_MONTHS = 12
 
 
 # Error replies that mean Redis cannot take a write right now (loading, busy with a script, a
@@ -218,6 +215,8 @@ class TotalsStore:
             pipe.hsetnx(keys.projection(ws), "gen", "0")
             pipe.hsetnx(keys.projection(ws), "basis", basis.to_json())
             pipe.hsetnx(keys.projection(ws), "max", "0")
+            # A copy of generations from before (a projection hash deleted) would disagree.
+            pipe.hdel(keys.entry_meta(ws), keys.GENS_FIELD)
             pipe.hgetall(keys.projection(ws))
             results = await pipe.execute()
         gens = parse_generations(results[-1])

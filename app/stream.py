@@ -591,7 +591,7 @@ def event_of(fields: Any) -> bytes | None:
     raw = _field(fields, "d")
     if raw is not None:
         return raw
-    out = []
+    out: list[bytes] = []
     for lead, name in _ENTRY_PARTS:
         part = _field(fields, name)
         if part is None:

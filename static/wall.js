@@ -260,23 +260,33 @@ function estimatesChange(change) {
 }
 
 /**
- * Add an entry change's project deltas (`p`: [["<pid>|s" | "<pid>|b" | "<pid>|m|<CUR>", delta]...],
- * raw seconds and exact earned amounts) to the progress figures they count in.
+ * Add an entry change's deltas to the progress figures they count in. A cell field
+ * ("<user>|<project>|<task>|<billable>|<type>|<currency>|<tags>|<kind>") counts for its project
+ * as progress does (app/progress.py): its seconds (`s`; `b` too when billable) and its exact
+ * earned amount (`e` -> `m|<currency>`).
  */
 function applyProgress(change) {
   const progress = state.snapshot.progress?.projects;
   if (!progress) return;
+  const count = (id, kind, day, delta) => {
+    // Own keys only: the snapshot's progress is parsed JSON, where "__proto__" finds a prototype.
+    const p = Object.hasOwn(progress, id) ? progress[id] : null;
+    if (!p || !countsIn(p, kind, day)) return;
+    const into = kind.startsWith("m|") ? state.progressExact : state.progressDelta;
+    into[id] = (into[id] || 0) + delta;
+  };
   const add = (part, sign) => {
-    for (const [field, delta] of part?.p || []) {
-      const cut = typeof field === "string" ? field.indexOf("|") : -1;
-      if (cut < 0 || !Number.isFinite(delta)) continue;
-      const id = field.slice(0, cut);
-      const kind = field.slice(cut + 1);
-      // Own keys only: the snapshot's progress is parsed JSON, where "__proto__" finds a prototype.
-      const p = Object.hasOwn(progress, id) ? progress[id] : null;
-      if (!p || !countsIn(p, kind, part.day)) continue;
-      const into = kind.startsWith("m|") ? state.progressExact : state.progressDelta;
-      into[id] = (into[id] || 0) + sign * delta;
+    for (const [field, delta] of part?.f || []) {
+      if (typeof field !== "string" || !Number.isFinite(delta)) continue;
+      const parts = field.split("|");
+      if (parts.length !== 8) continue;
+      const [, id, , billable, , currency, , kind] = parts;
+      if (kind === "s") {
+        count(id, "s", part.day, sign * delta);
+        if (billable === "1") count(id, "b", part.day, sign * delta);
+      } else if (kind === "e") {
+        count(id, `m|${currency}`, part.day, sign * delta);
+      }
     }
   };
   add(change.prev, -1);

@@ -72,6 +72,11 @@ async def assert_contributions_agree(redis: Redis, ws: str = WS) -> int:
     meta: Any = await redis.hgetall(keys.entry_meta(ws))
     states: Any = await redis.hgetall(keys.entry_states(ws))
     gen = (await redis.hget(keys.projection(ws), "gen") or b"0").decode()
+    # The meta hash's copy of the generations, when it holds one, is the projection hash's.
+    copy = meta.pop(keys.GENS_FIELD.encode(), None)
+    if copy is not None:
+        nxt = await redis.hget(keys.projection(ws), "next")
+        assert copy.decode() == (f"{gen},{nxt.decode()}" if nxt else gen), copy
     contribs: Any = await redis.hgetall(keys.entry_contributions(ws, gen))
     running: Any = await redis.hgetall(keys.running(ws))
     for raw_id, raw_meta in meta.items():

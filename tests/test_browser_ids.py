@@ -193,12 +193,9 @@ def test_the_wall_adds_up_prototype_ids_from_a_snapshot_and_a_crafted_change(
             "end": (start + timedelta(minutes=30)).isoformat().replace("+00:00", "Z"),
         },
         "running": False,
-        "prev": {"day": "__proto__", "f": [["|s", 999]], "p": [["__proto__|s", 999]]},
-        "next": {
-            "day": today,
-            "f": [["constructor|__proto__|-|0|R|-|-|s", 1800]],
-            "p": [["__proto__|s", 1800], ["constructor|m|EUR", 5]],
-        },
+        "prev": {"day": "__proto__", "f": [["|s", 999], ["__proto__|-|-|1|R|-|-|s", 9]]},
+        # The project "__proto__" in a cell field reaches the progress figures too.
+        "next": {"day": today, "f": [["constructor|__proto__|-|0|R|-|-|s", 1800]]},
         "names": {"user": "Eve"},
     }
     names = {

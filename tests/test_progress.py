@@ -224,6 +224,109 @@ async def test_with_an_api_key_progress_is_clockifys_own_duration_as_the_poller_
     assert (await store.read_progress(WS))["projects"][PROJECT]["basis"] == "seen"
 
 
+# Summed from the days, each month kept while its version stays --------------------------------
+async def test_a_change_to_a_past_month_shows_in_the_next_read_and_in_other_processes(
+    redis: Redis, clock: FixedClock
+) -> None:
+    store = store_for(redis, clock)
+    await name_project(store, project(**time_estimate("PT160H")))
+    await three_hundred_hours_before_this_week_and_five_in_it(store)
+    assert (await store.read_progress(WS))["projects"][PROJECT]["tracked"] == 305 * H
+    # Another process edits January: this one's sums of January are at an older version.
+    other = store_for(redis, clock)
+    await track(other, "2026-01-20T09:00:00Z", 7)
+    assert (await store.read_progress(WS))["projects"][PROJECT]["tracked"] == 312 * H
+    # A month with totals and no sums yet (first read of a new process) is read too.
+    fresh = store_for(redis, clock)
+    assert (await fresh.read_progress(WS))["projects"][PROJECT]["tracked"] == 312 * H
+    snapshot = orjson.loads(
+        (await read_snapshot(fresh, WS, date(2026, 3, 23), date(2026, 3, 29), {})).data
+    )
+    assert snapshot["progress"]["projects"][PROJECT]["tracked"] == 312 * H
+
+
+async def test_a_month_changing_under_every_read_is_read_inside_the_read(
+    redis: Redis, clock: FixedClock
+) -> None:
+    # An import writing January while progress is read: January's sums are never at the
+    # version the next read sees, until the read takes January's days in its own transaction.
+    store = store_for(redis, clock)
+    await name_project(store, project(**time_estimate("PT160H")))
+    await three_hundred_hours_before_this_week_and_five_in_it(store)
+    progress = store.progress
+    real_fill = progress.fill
+    insides: list[tuple[str, ...]] = []
+
+    async def fill_then_change(ws: str, missing: Any) -> None:
+        await real_fill(ws, missing)
+        await track(store_for(redis, clock), "2026-01-21T09:00:00Z", 1)
+
+    progress.fill = fill_then_change  # type: ignore[method-assign]
+    real_plan = progress.plan
+
+    def plan(ws: str, gen: str, weekly: bool = True, inside: Any = ()) -> Any:
+        insides.append(tuple(inside))
+        return real_plan(ws, gen, weekly, inside)
+
+    progress.plan = plan  # type: ignore[method-assign]
+    found = (await store.read_progress(WS))["projects"][PROJECT]["tracked"]
+    assert found == 306 * H  # one hour added by the one fill
+    assert insides == [(), (), ("2026-01",)]
+
+
+async def test_a_read_that_never_settles_says_so() -> None:
+    from app.progress import ATTEMPTS, Missing, ProjectProgress
+
+    progress = ProjectProgress(None)  # type: ignore[arg-type]
+    fills: list[dict[str, str]] = []
+
+    async def fill(ws: str, missing: Missing) -> None:
+        fills.append(missing.versions)
+
+    progress.fill = fill  # type: ignore[method-assign]
+    seen: list[tuple[str, ...]] = []
+
+    async def attempt(inside: tuple[str, ...]) -> Missing:
+        seen.append(inside)
+        return Missing("0", {f"2025-{len(seen):02d}": "1"})
+
+    with pytest.raises(TimeoutError, match="kept changing"):
+        await progress.settled(WS, attempt)
+    assert len(seen) == ATTEMPTS
+    # The first miss is summed outside the read, later ones are read inside it.
+    assert seen[:3] == [(), (), ("2025-02",)] and len(fills) == 1
+
+
+async def test_progress_after_a_rebuild_and_after_an_upgrade_from_the_month_rollups(
+    redis: Redis, clock: FixedClock
+) -> None:
+    from app.projection import Basis
+    from app.rebuild import ensure_projection, request_rebuild, run_rebuild
+
+    store = store_for(redis, clock)
+    await name_project(store, project(**time_estimate("PT160H")))
+    await three_hundred_hours_before_this_week_and_five_in_it(store)
+    before = await store.read_progress(WS)
+    # A rebuild writes the months' versions too (progress finds months by them).
+    basis = Basis(ZoneInfo("Europe/Berlin"))
+    assert await request_rebuild(redis, WS, basis, "test", force=True) == "1"
+    assert await run_rebuild(store, WS, grace_s=0)
+    assert await store_for(redis, clock).read_progress(WS) == before
+
+    # What an older clockwall left: month rollups, and no version for months only its
+    # rebuild wrote. The start-up check deletes the rollups and gives those months a version.
+    versions = keys.month_versions(WS, "1")
+    await redis.hdel(versions, "2025-11", "2026-01")
+    for month in ("2025-11", "2026-01", "2026-02"):
+        await redis.hset(f"{keys.generation_prefix(WS, '1')}pm:{month}", f"{PROJECT}|s", 1)
+    assert (await store_for(redis, clock).read_progress(WS))["projects"][PROJECT][
+        "tracked"
+    ] == 105 * H  # the months without a version are not found
+    await ensure_projection(store_for(redis, clock), WS, basis)
+    assert await redis.keys(f"{keys.generation_prefix(WS, '1')}pm:*") == []
+    assert await store_for(redis, clock).read_progress(WS) == before
+
+
 # Since the last reset ---------------------------------------------------------------------------
 async def test_a_weekly_estimate_counts_this_week_only_even_with_clockifys_life_total(
     redis: Redis, clock: FixedClock

@@ -391,6 +391,43 @@ async def test_a_workspace_upgraded_from_the_old_layout_is_rebuilt_from_its_entr
     assert not await redis.exists(f"{keys.workspace_prefix(WS)}d:2026-03-10:P")
 
 
+async def test_the_meta_hash_copy_of_the_generations_follows_every_change_of_them(
+    redis: Redis, clock: FixedClock
+) -> None:
+    # apply_entry.lua reads which generations to write from the meta hash's copy; a copy that
+    # lagged behind the projection hash would leave a generation being built without an entry.
+    store = TotalsStore(redis, BERLIN, clock=clock)
+    copy = keys.entry_meta(WS), keys.GENS_FIELD
+    rng = random.Random(3)
+
+    async def apply(n: int) -> None:
+        assert (await store.apply_entry(parse_time_entry(random_entry(rng, n)), "create")).changed
+
+    # A projection hash deleted under a copy that names other generations (a reset, or the
+    # layout before generations): the store starts generation 0 and the copy agrees with it.
+    await redis.hset(*copy, "3,4")
+    await apply(0)
+    assert await redis.hget(*copy) == b"0"
+    # A meta hash from before the copy: the first apply makes it from the projection hash.
+    await redis.hdel(*copy)
+    await apply(1)
+    assert await redis.hget(*copy) == b"0"
+    # A rebuild requested: both generations from the next apply on, and after the switch only
+    # the new one, by a process whose own view of the generations was not refreshed.
+    other = TotalsStore(redis, BERLIN, clock=clock)
+    assert await request_rebuild(redis, WS, Basis(BERLIN), "test", force=True) == "1"
+    assert await redis.hget(*copy) is None
+    await apply(2)
+    assert await redis.hget(*copy) == b"0,1"
+    assert await redis.hexists(keys.entry_contributions(WS, "1"), "65f0a0a0a0a0a0a0a0000002")
+    assert await run_rebuild(other, WS, grace_s=0)
+    assert await redis.hget(*copy) is None
+    await apply(3)
+    assert await redis.hget(*copy) == b"1"
+    assert await redis.hlen(keys.entry_contributions(WS, "1")) == 4
+    await assert_all_levels(store, Basis(BERLIN))
+
+
 async def test_every_answer_says_from_which_day_its_data_is_complete(
     store: TotalsStore, redis: Redis
 ) -> None:

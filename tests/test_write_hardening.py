@@ -54,9 +54,10 @@ E1 = "65f0a0a0a0a0a0a0a0a0a0e1"
 E2 = "65f0a0a0a0a0a0a0a0a0a0e2"
 # The cell of `entry()`: Ana on the website, no task, billable, REGULAR, EUR, no tags.
 CELL = f"{ANA.id}|{WEBSITE.id}|-|1|R|EUR|-"
-MONTH_ALL = keys.project_month(WS, 0, "2026-03")  # the entries' month, per project
 DAY_ALL = keys.cells_day(WS, 0, "2026-03-24")
-MONTH_FIELD = f"{WEBSITE.id}|s"
+# The cell's earned amount, changed after its seconds: a refusal there undoes the seconds.
+EARNED = f"{CELL}|e"
+EARNED_BY_ENTRY = 10500 * 3600  # rate_minor x seconds of `entry()`
 EXACT = 2**53  # the largest magnitude a total may reach
 
 
@@ -158,16 +159,16 @@ async def test_a_known_event_is_counted_by_name_only_when_its_token_is_accepted(
         pytest.param("1e9", id="exponent"),
     ],
 )
-@pytest.mark.parametrize("key", [DAY_ALL, MONTH_ALL], ids=["day", "month"])
+@pytest.mark.parametrize("field", [f"{CELL}|s", EARNED], ids=["seconds", "earned"])
 async def test_an_entry_that_would_break_a_total_is_a_500_that_changes_nothing(
     client: httpx.AsyncClient,
     redis: Redis,
     caplog: pytest.LogCaptureFixture,
     stored: Any,
-    key: str,
+    field: str,
 ) -> None:
-    # The month total is written after the day's: the old script changed the day, then failed.
-    field = f"{CELL}|s" if key == DAY_ALL else MONTH_FIELD
+    # The earned total is changed after the seconds: an older script changed one, then failed.
+    key = DAY_ALL
     await redis.hset(key, field, stored)
     before = await dump(redis)
     for _ in range(3):  # a resend fails the same way and widens no gap
@@ -192,32 +193,31 @@ async def test_an_entry_that_would_break_a_total_is_a_500_that_changes_nothing(
 async def test_a_total_may_reach_2_to_the_53_exactly(
     client: httpx.AsyncClient, redis: Redis
 ) -> None:
-    project_month = keys.project_month(WS, 0, "2026-03")
-    await redis.hset(project_month, f"{WEBSITE.id}|s", 0)  # a stored zero is an integer too
+    await redis.hset(DAY_ALL, EARNED, 0)  # a stored zero is an integer too
     await redis.hset(DAY_ALL, f"{CELL}|s", EXACT - 3600)
     assert (await post_webhook(client, "NEW_TIME_ENTRY", entry())).status_code == 200
     assert int(await redis.hget(DAY_ALL, f"{CELL}|s")) == EXACT
-    assert int(await redis.hget(project_month, f"{WEBSITE.id}|s")) == 3600
+    assert int(await redis.hget(DAY_ALL, EARNED)) == EARNED_BY_ENTRY
     # Deleting the entry takes the totals back down, and a total of zero is removed.
     assert (await post_webhook(client, "TIME_ENTRY_DELETED", entry())).status_code == 200
     assert int(await redis.hget(DAY_ALL, f"{CELL}|s")) == EXACT - 3600
-    assert await redis.hget(MONTH_ALL, MONTH_FIELD) is None
+    assert await redis.hget(DAY_ALL, EARNED) is None
 
 
 async def test_the_embedded_store_refuses_the_same_entry_and_changes_nothing(
     embedded: tuple[httpx.AsyncClient, Redis],
 ) -> None:
     http, store_redis = embedded
-    await store_redis.hset(MONTH_ALL, MONTH_FIELD, 2**63 - 1000)
+    await store_redis.hset(DAY_ALL, EARNED, 2**63 - 1000)
     before = await dump(store_redis)
     response = await post_webhook(http, "NEW_TIME_ENTRY", entry())
     assert response.status_code == 500, response.text
     error = response.json()["error"]
     assert "would overflow" in error and "nothing was recorded" in error
     assert await dump(store_redis) == before
-    await store_redis.hset(MONTH_ALL, MONTH_FIELD, EXACT - 3600)
+    await store_redis.hset(DAY_ALL, EARNED, EXACT - EARNED_BY_ENTRY)
     assert (await post_webhook(http, "NEW_TIME_ENTRY", entry())).status_code == 200
-    assert int(await store_redis.hget(MONTH_ALL, MONTH_FIELD)) == EXACT
+    assert int(await store_redis.hget(DAY_ALL, EARNED)) == EXACT
 
 
 @pytest.fixture(params=["pipe", "redis-py"])
@@ -231,14 +231,14 @@ async def store(request: pytest.FixtureRequest, redis: Redis) -> AsyncIterator[T
 async def test_the_store_refuses_an_overflow_on_both_paths_before_any_write(
     store: TotalsStore, redis: Redis
 ) -> None:
-    await redis.hset(MONTH_ALL, MONTH_FIELD, 2**63 - 1000)
+    await redis.hset(DAY_ALL, EARNED, 2**63 - 1000)
     before = await dump(redis)
     with pytest.raises(ApplyError, match=r"would overflow\); nothing was recorded") as caught:
         await store.apply_entry(parse_time_entry(entry()), "create")
     assert caught.value.written is False
     assert await dump(redis) == before
     # The names it carried were not marked as written either: once the total is fixed, they go.
-    await redis.hdel(MONTH_ALL, MONTH_FIELD)
+    await redis.hdel(DAY_ALL, EARNED)
     assert (await store.apply_entry(parse_time_entry(entry()), "create")).outcome == "created"
     assert await redis.hget(keys.names(WS, "project"), WEBSITE.id) is not None
 
@@ -322,7 +322,7 @@ def test_the_largest_rate_over_ten_years_stays_inside_2_to_the_53() -> None:
     body["timeInterval"] = {"start": "2000-01-01T00:00:00Z", "end": "2010-01-08T00:00:00Z"}
     entry_ = parse_time_entry(body)
     found = contribution(entry_.to_state(), Basis(ZoneInfo("UTC")))
-    largest = max(delta for _field, delta in found["f"] + found["p"])
+    largest = max(delta for _field, delta in found["f"])
     assert largest == 3660 * 86400 * 10**7  # the exact amount: rate_minor x seconds
     assert largest * 2 < EXACT  # room for two such entries in one month's total
 

@@ -2,13 +2,14 @@
 -- generation of totals being kept (the one answers read and, during a rebuild, the one being
 -- built), record its state and append one change event, all in one atomic step.
 --
--- KEYS[1] meta hash      (id -> "<status>|<fingerprint>|<day>"; status R running, L stopped, D deleted)
+-- KEYS[1] meta hash      (id -> "<status>|<fingerprint>|<day>"; status R running, L stopped, D deleted;
+--                        field `gens`: the label of KEYS[5]'s generations)
 -- KEYS[2] entries hash   (id -> state JSON)
 -- KEYS[3] running hash   (id -> state JSON of running timers)
 -- KEYS[4] changes stream
 -- KEYS[5] projection hash (gen, next: the generations kept; app/rebuild.py)
--- ARGV[1] key prefix "cw:{ws}:" (generation keys "<prefix>g<N>:c:<day>", ":pm:<month>",
---         ":ver", ":ix:<day>", ":contrib" and name hashes "<prefix>n:<kind>" are built
+-- ARGV[1] key prefix "cw:{ws}:" (generation keys "<prefix>g<N>:c:<day>", ":ver",
+--         ":ix:<day>", ":contrib" and name hashes "<prefix>n:<kind>" are built
 --         from it; all share the hash tag, so they are in the same cluster slot as KEYS)
 -- ARGV[2] entry id
 -- ARGV[3] kind: create | update | delete | restore | sync
@@ -19,7 +20,7 @@
 -- ARGV[8] stream MAXLEN (approximate)
 -- ARGV[9] display JSON (names for the change feed)
 -- ARGV[10] the generations the contributions were computed for: "<gen>" or "<gen>,<next>"
--- ARGV[11] contribution JSON {day, f, p} for <gen> ("" for a delete)
+-- ARGV[11] contribution JSON {day, f} for <gen> ("" for a delete)
 -- ARGV[12] contribution JSON for <next> ("" when no rebuild runs, or a delete)
 -- ARGV[13..] name records as triples: kind, id, JSON; a kind ending in "?" ("project?") is a
 --         partial record, written only when the hash has none for that id
@@ -37,11 +38,25 @@ local state = ARGV[6]
 -- Totals stay within 2^53, where Redis's int64, Lua's doubles and JSON readers all agree.
 local LIMIT = 9007199254740992
 
-local proj = redis.call('HMGET', KEYS[5], 'gen', 'next')
-if not proj[1] then return {'resettle', ''} end
-local gens = {proj[1]}
-if proj[2] then gens[2] = proj[2] end
-if table.concat(gens, ',') ~= ARGV[10] then return {'resettle', ''} end
+-- The entry's record and the generations applies write to, in one read: the meta hash keeps a
+-- copy of the projection hash's "<gen>" or "<gen>,<next>" in its field `gens` (app/keys.py
+-- entry_meta). Whatever changes gen or next deletes the copy in the same atomic step.
+local got = redis.call('HMGET', KEYS[1], id, 'gens')
+local meta, label = got[1], got[2]
+local copy = false
+if not label then
+  -- No copy (the generations changed, or a meta hash from before the field): the projection
+  -- hash says, and the copy is made from it with the entry's record, in this atomic step.
+  local proj = redis.call('HMGET', KEYS[5], 'gen', 'next')
+  if not proj[1] then return {'resettle', ''} end
+  label = proj[1]
+  if proj[2] then label = label .. ',' .. proj[2] end
+  copy = true
+end
+if label ~= ARGV[10] then return {'resettle', ''} end
+local gens = {label}
+local comma = string.find(label, ',', 1, true)
+if comma then gens = {string.sub(label, 1, comma - 1), string.sub(label, comma + 1)} end
 
 -- Names ride along with every delivery, applied or not (a resent entry may carry a new name).
 local function write_names()
@@ -63,7 +78,6 @@ local function write_names()
 end
 
 local old_status, old_fp
-local meta = redis.call('HGET', KEYS[1], id)
 if meta then
   old_status, old_fp = string.match(meta, '^(%a)|([^|]*)|')
 end
@@ -94,10 +108,9 @@ end
 if state == '' then state = cjson.encode({id = id}) end
 
 -- Per generation: the stored contribution (old) and the new one; their difference is netted
--- per total first, so unchanged fields cost nothing. A cell field goes to its day's hash and
--- a project field to its month's. The changes are listed as (key, field, delta). (A month's
--- report is summed from its days by the reader, which caches it while the month's version
--- stays.)
+-- per total first, so unchanged fields cost nothing. A cell field goes to its day's hash; the
+-- changes are listed as (key, field, delta). (A month's report and a project's progress are
+-- summed from its days by the reader, which caches them while the month's version stays.)
 local ks, fs, ds, m = {}, {}, {}, 0
 -- The months whose totals change, per generation: their version (`<gen>:ver`, month -> count)
 -- goes up, so a reader's cache of a month's totals knows when it is stale.
@@ -105,7 +118,7 @@ local touched, nt = {}, 0
 local function collect(gp, c, sign)
   if c.day == '' then return end
   local month = string.sub(c.day, 1, 7)
-  if (c.f[1] or c.p[1]) and not touched[gp .. month] then
+  if c.f[1] and not touched[gp .. month] then
     touched[gp .. month] = true
     nt = nt + 1
     touched[nt] = {gp, month}
@@ -115,16 +128,13 @@ local function collect(gp, c, sign)
     m = m + 1
     ks[m], fs[m], ds[m] = day_key, item[1], sign * item[2]
   end
-  local project_key = gp .. 'pm:' .. month
-  for _, item in ipairs(c.p) do
-    m = m + 1
-    ks[m], fs[m], ds[m] = project_key, item[1], sign * item[2]
-  end
 end
--- A running timer's contribution adds nothing: read its day without decoding it.
+-- A running timer's contribution adds nothing: read its day without decoding it. (A
+-- contribution stored by clockwall before 2026-12 also holds "p", project-month fields no
+-- longer kept: ignored.)
 local function decode_old(raw)
-  if string.find(raw, '"f":[],"p":[]', 1, true) then
-    return {day = string.match(raw, '"day":"([^"]*)"') or '', f = {}, p = {}}
+  if string.find(raw, '"f":[]', 1, true) then
+    return {day = string.match(raw, '"day":"([^"]*)"') or '', f = {}}
   end
   return cjson.decode(raw)
 end
@@ -136,7 +146,7 @@ for i, g in ipairs(gens) do
   if meta then old_raws[i] = redis.call('HGET', gp .. 'contrib', id) end
   if old_raws[i] then
     olds[i] = decode_old(old_raws[i])
-    if olds[i].f[1] or olds[i].p[1] then netting = true end
+    if olds[i].f[1] then netting = true end
     collect(gp, olds[i], -1)
   end
   if status ~= 'D' then
@@ -231,7 +241,11 @@ for i, g in ipairs(gens) do
 end
 
 local day = (news[1] and news[1].day) or (olds[1] and olds[1].day) or ''
-redis.call('HSET', KEYS[1], id, status .. '|' .. fp .. '|' .. day)
+if copy then
+  redis.call('HSET', KEYS[1], id, status .. '|' .. fp .. '|' .. day, 'gens', label)
+else
+  redis.call('HSET', KEYS[1], id, status .. '|' .. fp .. '|' .. day)
+end
 redis.call('HSET', KEYS[2], id, state)
 if status == 'R' then
   redis.call('HSET', KEYS[3], id, state)
@@ -253,7 +267,7 @@ else
 end
 
 -- The change as the generation answers read sees it: the wall takes `prev` off its totals and
--- adds `next` (each {day, f: cell fields, p: project fields}). Its parts go to the stream as
+-- adds `next` (each {day, f: cell fields}). Its parts go to the stream as
 -- they are and readers join them into one JSON event (app/stream.py `decode_change`): joining
 -- them here would build a string of a few KB in Lua for every entry, which cost more of Redis's
 -- time than the rest of the event.

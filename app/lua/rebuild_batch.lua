@@ -4,7 +4,7 @@
 -- KEYS[2] projection hash (the generation being built is its `next`)
 -- ARGV[1] generation prefix "cw:{ws}:g<N>:" (same hash tag as KEYS)
 -- ARGV[2] N, the generation being built
--- ARGV[3..] pairs: entry id, "<fingerprint>|<start epoch>|<contribution JSON {day, f, p}>"
+-- ARGV[3..] pairs: entry id, "<fingerprint>|<start epoch>|<contribution JSON {day, f}>"
 -- An entry is added only when the generation does not hold it yet (a live apply during the
 -- rebuild writes it there itself) and its stored state is still the one the contribution was
 -- computed from (same fingerprint, not deleted). Returns {added, skipped}, or {-1, 0} when N is
@@ -13,6 +13,7 @@
 local gp, gen = ARGV[1], ARGV[2]
 if redis.call('HGET', KEYS[2], 'next') ~= gen then return {-1, 0} end
 local added, skipped = 0, 0
+local months = {}
 for i = 3, #ARGV, 2 do
   local id = ARGV[i]
   local fp, score, contrib = string.match(ARGV[i + 1], '^([^|]*)|([^|]*)|(.*)$')
@@ -22,13 +23,10 @@ for i = 3, #ARGV, 2 do
   if status and status ~= 'D' and stored_fp == fp
       and redis.call('HEXISTS', gp .. 'contrib', id) == 0 then
     local c = cjson.decode(contrib)
-    local month = string.sub(c.day, 1, 7)
     for _, item in ipairs(c.f) do
       redis.call('HINCRBY', gp .. 'c:' .. c.day, item[1], item[2])
     end
-    for _, item in ipairs(c.p) do
-      redis.call('HINCRBY', gp .. 'pm:' .. month, item[1], item[2])
-    end
+    if c.f[1] then months[string.sub(c.day, 1, 7)] = true end
     redis.call('ZADD', gp .. 'ix:' .. c.day, score, id)
     redis.call('HSET', gp .. 'contrib', id, contrib)
     added = added + 1
@@ -36,4 +34,6 @@ for i = 3, #ARGV, 2 do
     skipped = skipped + 1
   end
 end
+-- A month holding totals has a version: readers learn from it which months to read.
+for month in pairs(months) do redis.call('HINCRBY', gp .. 'ver', month, 1) end
 return {added, skipped}
