@@ -24,7 +24,7 @@ def projection(ws: str) -> str:
 
 def generation_prefix(ws: str, gen: int | str) -> str:
     """The keys of one generation of totals; the Lua scripts append `c:<day>`, `ver`,
-    `ix:<day>` and `contrib` to it."""
+    `il:<day>` and `contrib` to it."""
     return f"{workspace_prefix(ws)}g{gen}:"
 
 
@@ -39,8 +39,16 @@ def project_months(ws: str, gen: int | str) -> str:
     return f"{generation_prefix(ws, gen)}pm:*"
 
 
+def day_list(ws: str, gen: int | str, day: str) -> str:
+    """String of the ids of entries that came to that local day, each followed by a space
+    (apply_entry.lua appends, never removes): candidates, which a reader checks against each
+    entry's contribution (app/reports.py `Reports.indexed`)."""
+    return f"{generation_prefix(ws, gen)}il:{day}"
+
+
 def day_index(ws: str, gen: int | str, day: str) -> str:
-    """Sorted set of entry ids started that local day, scored by start epoch seconds."""
+    """Sorted set of entry ids started that local day, the index before 2026-12: still read
+    (a generation built before then keeps it until its next rebuild), no longer written."""
     return f"{generation_prefix(ws, gen)}ix:{day}"
 
 

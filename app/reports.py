@@ -395,30 +395,49 @@ class Reports:
             gens = await self.store.generations(ws, fresh=True, create=False)
         raise TimeoutError("the totals' generation kept changing during the read")
 
+    async def indexed(
+        self, ws: str, gen: str, days: list[str]
+    ) -> list[tuple[bytes, dict[str, Any]]]:
+        """(id, contribution) of every entry that starts on one of `days` in generation `gen`.
+        The days' lists (keys.day_list: an id is appended when its entry comes to a day and
+        never taken out) and the sorted sets of generations built before them name the
+        candidates; an entry counts where its contribution, which names its one day, says."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for day in days:
+                pipe.get(keys.day_list(ws, gen, day))
+                pipe.zrange(keys.day_index(ws, gen, day), 0, -1)
+            results = await pipe.execute()
+        listed: dict[bytes, set[str]] = {}
+        for day, appended, legacy in zip(days, results[::2], results[1::2], strict=True):
+            for raw_id in (appended or b"").split() + legacy:
+                listed.setdefault(raw_id, set()).add(day)
+        ids = list(listed)
+        out: list[tuple[bytes, dict[str, Any]]] = []
+        for offset in range(0, len(ids), ENTRY_READ_CHUNK):
+            chunk = ids[offset : offset + ENTRY_READ_CHUNK]
+            raw = await self.redis.hmget(keys.entry_contributions(ws, gen), chunk)
+            for raw_id, raw_contrib in zip(chunk, raw, strict=True):
+                if raw_contrib is None:
+                    continue  # deleted
+                contrib = orjson.loads(raw_contrib)
+                if contrib.get("day") in listed[raw_id]:
+                    out.append((raw_id, contrib))
+        return out
+
     async def _describe_days(self, ws: str, gens: Generations, days: list[str]) -> list[Described]:
         """(description in lower case, day, cell, [seconds, earned, cost]) of each stopped
         entry started on `days`, from its stored contribution in generation `gens`."""
         if not days:
             return []
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for day in days:
-                pipe.zrange(keys.day_index(ws, gens.gen, day), 0, -1)
-            results = await pipe.execute()
-        ids = [i for day_ids in results for i in day_ids]
+        found = [(i, c) for i, c in await self.indexed(ws, gens.gen, days) if c["f"]]
         kinds = {"r" if gens.basis.rounding else "s": 0, "e": 1, "c": 2}
         out: list[Described] = []
-        for offset in range(0, len(ids), ENTRY_READ_CHUNK):
-            chunk = ids[offset : offset + ENTRY_READ_CHUNK]
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hmget(keys.entry_states(ws), chunk)
-                pipe.hmget(keys.entry_contributions(ws, gens.gen), chunk)
-                raw_states, raw_contribs = await pipe.execute()
-            for raw_state, raw_contrib in zip(raw_states, raw_contribs, strict=True):
-                if raw_state is None or raw_contrib is None:
+        for offset in range(0, len(found), ENTRY_READ_CHUNK):
+            chunk = found[offset : offset + ENTRY_READ_CHUNK]
+            raw_states = await self.redis.hmget(keys.entry_states(ws), [i for i, _ in chunk])
+            for raw_state, (_, contrib) in zip(raw_states, chunk, strict=True):
+                if raw_state is None:
                     continue
-                contrib = orjson.loads(raw_contrib)
-                if not contrib["f"]:
-                    continue  # running, or no time
                 values = [0, 0, 0]
                 cell = ""
                 for raw, delta in contrib["f"]:
@@ -431,14 +450,11 @@ class Reports:
         return out
 
     async def entry_states(self, ws: str, gens: Generations, days: list[str]) -> list[Any]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for day in days:
-                pipe.zrange(keys.day_index(ws, gens.gen, day), 0, -1)
-            results = await pipe.execute()
-        ids = [i for day_ids in results for i in day_ids]
+        ids = [raw_id for raw_id, _ in await self.indexed(ws, gens.gen, days)]
         states = []
-        for offset in range(0, len(ids), 1000):
-            for raw in await self.redis.hmget(keys.entry_states(ws), ids[offset : offset + 1000]):
+        for offset in range(0, len(ids), ENTRY_READ_CHUNK):
+            chunk = ids[offset : offset + ENTRY_READ_CHUNK]
+            for raw in await self.redis.hmget(keys.entry_states(ws), chunk):
                 if raw is not None:
                     states.append(orjson.loads(raw))
         return states

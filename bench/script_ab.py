@@ -36,8 +36,7 @@ SCRIPT = ROOT / "app" / "lua" / "apply_entry.lua"
 # (what has run when the script returns there, the line it returns before)
 STAGES = (
     ("the call and its arguments", "local prefix, id, kind, status, fp = ARGV[1]"),
-    ("+ the generations check", "-- Names ride along with every delivery"),
-    ("+ the meta record read", "local skip\n"),
+    ("+ the meta record and generations read", "-- Names ride along with every delivery"),
     ("+ the contributions collected", "if netting then\n"),
     ("+ the totals changed (HINCRBY, month versions)", "write_names()\n\nfor i, g in ipairs"),
     ("+ names and the day index", "local day = (news[1] and news[1].day)"),

@@ -79,6 +79,15 @@ async def assert_contributions_agree(redis: Redis, ws: str = WS) -> int:
         assert copy.decode() == (f"{gen},{nxt.decode()}" if nxt else gen), copy
     contribs: Any = await redis.hgetall(keys.entry_contributions(ws, gen))
     running: Any = await redis.hgetall(keys.running(ws))
+    # Every entry holding a contribution is listed on its day (the lists only grow: an entry
+    # may be listed where it no longer is, which readers check).
+    days = {orjson.loads(raw)["day"] for raw in contribs.values()} - {""}
+    listed = {
+        day: set((await redis.get(keys.day_list(ws, gen, day)) or b"").split()) for day in days
+    }
+    for raw_id, raw in contribs.items():
+        day = orjson.loads(raw)["day"]
+        assert not day or raw_id in listed[day], (raw_id, day)
     for raw_id, raw_meta in meta.items():
         status = raw_meta.decode().split("|", 1)[0]
         state = orjson.loads(states[raw_id])

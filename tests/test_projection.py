@@ -428,6 +428,64 @@ async def test_the_meta_hash_copy_of_the_generations_follows_every_change_of_the
     await assert_all_levels(store, Basis(BERLIN))
 
 
+async def test_the_day_lists_only_grow_and_readers_list_an_entry_where_it_is(
+    store: TotalsStore, redis: Redis
+) -> None:
+    rng = random.Random(5)
+    body = random_entry(rng, 1)
+    body["description"] = "Moved around"
+    entry_id = body["id"]
+
+    async def listed(day: date) -> list[str]:
+        found = await store.read_entries(WS, day, day)
+        described = await store.read_summary(
+            WS, day, day, "USER", filters=parse_filters({"description": "moved"})
+        )
+        assert len(found["entries"]) == (1 if described["totalSeconds"] else 0)
+        return [e["id"] for e in found["entries"]]
+
+    body["timeInterval"] = {"start": "2026-03-10T10:00:00Z", "end": "2026-03-10T11:00:00Z"}
+    await store.apply_entry(parse_time_entry(body), "create")
+    body["timeInterval"] = {"start": "2026-03-12T10:00:00Z", "end": "2026-03-12T11:00:00Z"}
+    await store.apply_entry(parse_time_entry(body), "update")  # moved to another day
+    assert await listed(date(2026, 3, 10)) == [] and await listed(date(2026, 3, 12)) == [entry_id]
+    old_list = await redis.get(keys.day_list(WS, 0, "2026-03-10"))
+    assert old_list is not None and entry_id.encode() in old_list  # still a candidate there
+    await store.delete_entry(WS, entry_id)
+    assert await listed(date(2026, 3, 12)) == []
+    await store.apply_entry(parse_time_entry(body), "restore")
+    await store.apply_entry(parse_time_entry(body), "sync")  # the same day again: not appended
+    assert await listed(date(2026, 3, 12)) == [entry_id]  # listed twice, shown once
+    assert (await redis.get(keys.day_list(WS, 0, "2026-03-12"))).split().count(
+        entry_id.encode()
+    ) == 2
+
+
+async def test_a_generation_indexed_by_sorted_sets_before_the_lists_reads_the_same(
+    store: TotalsStore, redis: Redis
+) -> None:
+    await fill(store, 60)
+    want = await store.read_entries(WS, START, END)
+    described = await store.read_summary(
+        WS, START, END, "PROJECT", filters=parse_filters({"description": "standup"})
+    )
+    assert len(want["entries"]) == 60 and described["totalSeconds"] > 0
+    # What clockwall kept before 2026-12: each day's ids in a sorted set, no lists.
+    for day in store.days(START, END):
+        raw = await redis.get(keys.day_list(WS, 0, day))
+        if raw:
+            await redis.zadd(keys.day_index(WS, 0, day), {i: 0 for i in raw.split()})
+            await redis.delete(keys.day_list(WS, 0, day))
+    fresh = TotalsStore(redis, BERLIN, clock=store.clock)
+    assert await fresh.read_entries(WS, START, END) == want
+    assert (
+        await fresh.read_summary(
+            WS, START, END, "PROJECT", filters=parse_filters({"description": "standup"})
+        )
+        == described
+    )
+
+
 async def test_every_answer_says_from_which_day_its_data_is_complete(
     store: TotalsStore, redis: Redis
 ) -> None:

@@ -9,14 +9,14 @@
 -- KEYS[4] changes stream
 -- KEYS[5] projection hash (gen, next: the generations kept; app/rebuild.py)
 -- ARGV[1] key prefix "cw:{ws}:" (generation keys "<prefix>g<N>:c:<day>", ":ver",
---         ":ix:<day>", ":contrib" and name hashes "<prefix>n:<kind>" are built
+--         ":il:<day>", ":contrib" and name hashes "<prefix>n:<kind>" are built
 --         from it; all share the hash tag, so they are in the same cluster slot as KEYS)
 -- ARGV[2] entry id
 -- ARGV[3] kind: create | update | delete | restore | sync
 -- ARGV[4] new status: R | L | D
 -- ARGV[5] fingerprint of the new state
 -- ARGV[6] state JSON ("" when a delete carries no usable state)
--- ARGV[7] start, epoch seconds (index score)
+-- ARGV[7] start, epoch seconds (not read since the day index became a list, 2026-12)
 -- ARGV[8] stream MAXLEN (approximate)
 -- ARGV[9] display JSON (names for the change feed)
 -- ARGV[10] the generations the contributions were computed for: "<gen>" or "<gen>,<next>"
@@ -225,14 +225,13 @@ write_names()
 for i, g in ipairs(gens) do
   local gp = prefix .. 'g' .. g .. ':'
   local old, new = olds[i], news[i]
-  if old and old.day ~= '' and (not new or new.day ~= old.day) then
-    redis.call('ZREM', gp .. 'ix:' .. old.day, id)
-  end
   if new then
-    -- The index orders nothing (readers sort by start), so an entry staying on its day is
-    -- not indexed again.
+    -- The day's list of entry ids (app/keys.py day_list) gets the id when the entry comes to
+    -- the day. Nothing is ever taken out: a reader keeps an id only where the entry's
+    -- contribution names that day (an entry moved or deleted is still listed where it was).
+    -- An APPEND cost a fifth of a sorted set's ZADD and ZREM.
     if new.day ~= '' and not (old and old.day == new.day) then
-      redis.call('ZADD', gp .. 'ix:' .. new.day, ARGV[7], id)
+      redis.call('APPEND', gp .. 'il:' .. new.day, id .. ' ')
     end
     redis.call('HSET', gp .. 'contrib', id, ARGV[10 + i])
   elseif old then

@@ -16,7 +16,7 @@ local added, skipped = 0, 0
 local months = {}
 for i = 3, #ARGV, 2 do
   local id = ARGV[i]
-  local fp, score, contrib = string.match(ARGV[i + 1], '^([^|]*)|([^|]*)|(.*)$')
+  local fp, _, contrib = string.match(ARGV[i + 1], '^([^|]*)|([^|]*)|(.*)$')
   local meta = redis.call('HGET', KEYS[1], id)
   local status, stored_fp
   if meta then status, stored_fp = string.match(meta, '^(%a)|([^|]*)|') end
@@ -27,7 +27,7 @@ for i = 3, #ARGV, 2 do
       redis.call('HINCRBY', gp .. 'c:' .. c.day, item[1], item[2])
     end
     if c.f[1] then months[string.sub(c.day, 1, 7)] = true end
-    redis.call('ZADD', gp .. 'ix:' .. c.day, score, id)
+    redis.call('APPEND', gp .. 'il:' .. c.day, id .. ' ')
     redis.call('HSET', gp .. 'contrib', id, contrib)
     added = added + 1
   else
