@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from app import keys
 from app.models import RESET_OPTIONS, parse_instant
-from app.projection import minor_of_exact, month_end, split_field
+from app.projection import Cell, minor_of_exact, month_end, split_field
 
 if TYPE_CHECKING:
     from app.store import Generations, TotalsStore
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 # Progress over a project's life sums the months clockwall holds in this window.
 PROGRESS_PAST_MONTHS = 240
 PROGRESS_FUTURE_MONTHS = 12
-FILL_MONTHS = 3  # past months read per transaction when they are summed outside a read
+FILL_MONTHS = 1  # past months read per transaction when they are summed outside a read
 INSIDE_MONTHS = 12  # months changing under reads are read inside the read itself, up to this many
 ATTEMPTS = 6
 
@@ -105,11 +105,16 @@ class ProjectProgress:
         for month in plan.months:
             sums = _sum_dicts(_project_fields(by_day[day]) for day in _month_days(month))
             summed[month] = (versions.get(month, "0"), sums)
-        stale = {
-            month: version
-            for month, version in versions.items()
-            if month not in plan.months and summed.get(month, ("", {}))[0] != version
-        }
+        stale = {}
+        for month, version in versions.items():
+            if month in plan.months or summed.get(month, ("", {}))[0] == version:
+                continue
+            # The month's cells as a report read them at this version: no need to read it.
+            cells = self.store.reports.cached_cells(plan.ws, plan.gen, month, version)
+            if cells is not None:
+                summed[month] = (version, _sums_of_rows(cells.rows))
+            else:
+                stale[month] = version
         if stale:
             return Missing(plan.gen, stale)
         self._forget_other_generations(plan.ws, plan.gen)
@@ -329,6 +334,21 @@ def _largest_currency(sums: dict[str, int], pid: str) -> str | None:
             exact[name[len(prefix) :]] = value
     amounts = [(minor_of_exact(v), c) for c, v in exact.items() if minor_of_exact(v)]
     return max(amounts)[1] if amounts else None
+
+
+def _sums_of_rows(rows: Iterable[tuple[Any, Cell, list[int], bool]]) -> dict[str, int]:
+    """A month's project sums from its cells as reports keep them (app/reports.py
+    fold_cells: [counted, earned, cost, tracked seconds])."""
+    out: dict[str, int] = {}
+    for _day, cell, values, _running in rows:
+        pid = cell.project
+        out[f"{pid}|s"] = out.get(f"{pid}|s", 0) + values[3]
+        if cell.billable:
+            out[f"{pid}|b"] = out.get(f"{pid}|b", 0) + values[3]
+        if values[1]:
+            key = f"{pid}|m|{cell.currency}"
+            out[key] = out.get(key, 0) + values[1]
+    return out
 
 
 def _project_fields(cells: dict[Any, Any]) -> dict[str, int]:

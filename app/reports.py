@@ -265,10 +265,10 @@ def parse_cell(key: str) -> Cell:
 
 
 def fold_cells(results: Iterable[dict[Any, Any]], rounding: bool) -> dict[str, list[int]]:
-    """Sum cell hashes into cell -> [seconds counted, earned exact, cost exact]."""
-    count_kind = "r" if rounding else "s"
+    """Sum cell hashes into cell -> [seconds counted, earned exact, cost exact, seconds
+    tracked] (the last, unrounded, is what project progress counts)."""
     out: dict[str, list[int]] = {}
-    index = {count_kind: 0, "e": 1, "c": 2}
+    index = {"r": 0, "e": 1, "c": 2, "s": 3} if rounding else {"s": 0, "e": 1, "c": 2}
     for fields in results:
         for raw_field, raw_value in fields.items():
             cell, kind = split_field(_decode(raw_field))
@@ -277,8 +277,11 @@ def fold_cells(results: Iterable[dict[Any, Any]], rounding: bool) -> dict[str, l
                 continue
             values = out.get(cell)
             if values is None:
-                values = out[cell] = [0, 0, 0]
+                values = out[cell] = [0, 0, 0, 0]
             values[slot] += int(raw_value)
+    if not rounding:
+        for values in out.values():
+            values[3] = values[0]
     return out
 
 
@@ -351,6 +354,10 @@ class Reports:
     def redis(self) -> Any:
         return self.store.redis
 
+    def cached_cells(self, ws: str, gen: str, month: str, version: str) -> MonthCells | None:
+        """A whole month's cells as this process last read them at `version`, if it has."""
+        return self._cells.get((ws, gen, month, version, False))
+
     async def read(
         self,
         ws: str,
@@ -397,11 +404,12 @@ class Reports:
 
     async def indexed(
         self, ws: str, gen: str, days: list[str]
-    ) -> list[tuple[bytes, dict[str, Any]]]:
-        """(id, contribution) of every entry that starts on one of `days` in generation `gen`.
-        The days' lists (keys.day_list: an id is appended when its entry comes to a day and
-        never taken out) and the sorted sets of generations built before them name the
-        candidates; an entry counts where its contribution, which names its one day, says."""
+    ) -> list[tuple[dict[str, Any], bytes | None]]:
+        """(contribution, stored state) of every entry that starts on one of `days` in
+        generation `gen`. The days' lists (keys.day_list: an id is appended when its entry
+        comes to a day and never taken out) and the sorted sets of generations built before
+        them name the candidates; an entry counts where its contribution, which names its
+        one day, says."""
         async with self.redis.pipeline(transaction=False) as pipe:
             for day in days:
                 pipe.get(keys.day_list(ws, gen, day))
@@ -412,16 +420,19 @@ class Reports:
             for raw_id in (appended or b"").split() + legacy:
                 listed.setdefault(raw_id, set()).add(day)
         ids = list(listed)
-        out: list[tuple[bytes, dict[str, Any]]] = []
+        out: list[tuple[dict[str, Any], bytes | None]] = []
         for offset in range(0, len(ids), ENTRY_READ_CHUNK):
             chunk = ids[offset : offset + ENTRY_READ_CHUNK]
-            raw = await self.redis.hmget(keys.entry_contributions(ws, gen), chunk)
-            for raw_id, raw_contrib in zip(chunk, raw, strict=True):
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.hmget(keys.entry_contributions(ws, gen), chunk)
+                pipe.hmget(keys.entry_states(ws), chunk)
+                raw_contribs, raw_states = await pipe.execute()
+            for raw_id, raw_contrib, raw_state in zip(chunk, raw_contribs, raw_states, strict=True):
                 if raw_contrib is None:
                     continue  # deleted
                 contrib = orjson.loads(raw_contrib)
                 if contrib.get("day") in listed[raw_id]:
-                    out.append((raw_id, contrib))
+                    out.append((contrib, raw_state))
         return out
 
     async def _describe_days(self, ws: str, gens: Generations, days: list[str]) -> list[Described]:
@@ -429,35 +440,25 @@ class Reports:
         entry started on `days`, from its stored contribution in generation `gens`."""
         if not days:
             return []
-        found = [(i, c) for i, c in await self.indexed(ws, gens.gen, days) if c["f"]]
         kinds = {"r" if gens.basis.rounding else "s": 0, "e": 1, "c": 2}
         out: list[Described] = []
-        for offset in range(0, len(found), ENTRY_READ_CHUNK):
-            chunk = found[offset : offset + ENTRY_READ_CHUNK]
-            raw_states = await self.redis.hmget(keys.entry_states(ws), [i for i, _ in chunk])
-            for raw_state, (_, contrib) in zip(raw_states, chunk, strict=True):
-                if raw_state is None:
-                    continue
-                values = [0, 0, 0]
-                cell = ""
-                for raw, delta in contrib["f"]:
-                    cell, kind = split_field(raw)
-                    slot = kinds.get(kind)
-                    if slot is not None:
-                        values[slot] += delta
-                text = (orjson.loads(raw_state).get("description") or "").lower()
-                out.append((text, contrib["day"], cell, values))
+        for contrib, raw_state in await self.indexed(ws, gens.gen, days):
+            if raw_state is None or not contrib["f"]:
+                continue  # running, or no time
+            values = [0, 0, 0]
+            cell = ""
+            for raw, delta in contrib["f"]:
+                cell, kind = split_field(raw)
+                slot = kinds.get(kind)
+                if slot is not None:
+                    values[slot] += delta
+            text = (orjson.loads(raw_state).get("description") or "").lower()
+            out.append((text, contrib["day"], cell, values))
         return out
 
     async def entry_states(self, ws: str, gens: Generations, days: list[str]) -> list[Any]:
-        ids = [raw_id for raw_id, _ in await self.indexed(ws, gens.gen, days)]
-        states = []
-        for offset in range(0, len(ids), ENTRY_READ_CHUNK):
-            chunk = ids[offset : offset + ENTRY_READ_CHUNK]
-            for raw in await self.redis.hmget(keys.entry_states(ws), chunk):
-                if raw is not None:
-                    states.append(orjson.loads(raw))
-        return states
+        found = await self.indexed(ws, gens.gen, days)
+        return [orjson.loads(raw_state) for _, raw_state in found if raw_state is not None]
 
     async def entries(
         self,

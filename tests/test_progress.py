@@ -245,6 +245,46 @@ async def test_a_change_to_a_past_month_shows_in_the_next_read_and_in_other_proc
     assert snapshot["progress"]["projects"][PROJECT]["tracked"] == 312 * H
 
 
+@pytest.mark.parametrize("rounding", [None, ("UP", 15)], ids=["raw", "rounded-reports"])
+async def test_months_a_report_has_read_are_summed_from_its_cells_without_reading_them_again(
+    redis: Redis, clock: FixedClock, rounding: tuple[str, int] | None
+) -> None:
+    from app.projection import Basis
+    from app.rebuild import request_rebuild, run_rebuild
+
+    store = store_for(redis, clock)
+    budget = {
+        "budgetEstimate": {"estimate": 100_000, "type": "MANUAL", "active": True},
+        "timeEstimate": {"estimate": "PT0S", "active": False},
+        "activeEstimate": "BUDGET",
+    }
+    await name_project(store, project(**budget))
+    await track(store, "2026-01-12T09:00:00Z", 20.5 / 60, billable=True)  # 20 m 30 s
+    await track(store, "2026-02-09T09:00:00Z", 1)
+    basis = Basis(ZoneInfo("Europe/Berlin"), rounding)
+    assert await request_rebuild(redis, WS, basis, "test", force=True)
+    assert await run_rebuild(store, WS, grace_s=0)
+    reader = store_for(redis, clock)
+    # A year's report reads (and keeps) every month's cells.
+    await reader.read_summary(WS, date(2025, 3, 1), date(2026, 3, 25), "PROJECT")
+
+    async def no_fill(ws: str, missing: Any) -> None:
+        raise AssertionError(f"read again: {missing}")
+
+    reader.progress.fill = no_fill  # type: ignore[method-assign]
+    progress = (await reader.read_progress(WS))["projects"][PROJECT]
+    # A budget counts money at the time reports count (rounded up to 30 minutes with rounding
+    # on: 25.00 EUR at 50.00/h; else 17.08), as a fresh process summing the days does.
+    assert progress["tracked"] == (2500 if rounding else 1708)
+    assert (await store_for(redis, clock).read_progress(WS))["projects"][PROJECT] == progress
+    time_bar = store_for(redis, clock)
+    await name_project(time_bar, project(**time_estimate("PT10H")))
+    await time_bar.read_summary(WS, date(2025, 3, 1), date(2026, 3, 25), "PROJECT")
+    time_bar.progress.fill = no_fill  # type: ignore[method-assign]
+    # Time is counted as tracked, not rounded: 1 h 20 m 30 s.
+    assert (await time_bar.read_progress(WS))["projects"][PROJECT]["tracked"] == H + 1230
+
+
 async def test_a_month_changing_under_every_read_is_read_inside_the_read(
     redis: Redis, clock: FixedClock
 ) -> None:
