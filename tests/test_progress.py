@@ -62,6 +62,14 @@ def project(**fields: Any) -> dict[str, Any]:
     }
 
 
+# A budget of 1000.00 in the project's currency, the bar it is measured against.
+MONEY_BUDGET = {
+    "budgetEstimate": {"estimate": 100_000, "type": "MANUAL", "active": True},
+    "timeEstimate": {"estimate": "PT0S", "active": False},
+    "activeEstimate": "BUDGET",
+}
+
+
 def time_estimate(estimate: str, reset: str | None = None) -> dict[str, Any]:
     return {
         "timeEstimate": {
@@ -253,12 +261,7 @@ async def test_months_a_report_has_read_are_summed_from_its_cells_without_readin
     from app.rebuild import request_rebuild, run_rebuild
 
     store = store_for(redis, clock)
-    budget = {
-        "budgetEstimate": {"estimate": 100_000, "type": "MANUAL", "active": True},
-        "timeEstimate": {"estimate": "PT0S", "active": False},
-        "activeEstimate": "BUDGET",
-    }
-    await name_project(store, project(**budget))
+    await name_project(store, project(**MONEY_BUDGET))
     await track(store, "2026-01-12T09:00:00Z", 20.5 / 60, billable=True)  # 20 m 30 s
     await track(store, "2026-02-09T09:00:00Z", 1)
     basis = Basis(ZoneInfo("Europe/Berlin"), rounding)
@@ -404,12 +407,7 @@ async def test_a_budget_estimate_is_measured_against_the_billable_amount(
     redis: Redis, clock: FixedClock
 ) -> None:
     store = store_for(redis, clock)
-    budget = {
-        "budgetEstimate": {"estimate": 100_000, "type": "MANUAL", "active": True},
-        "timeEstimate": {"estimate": "PT0S", "active": False},
-        "activeEstimate": "BUDGET",
-    }
-    await name_project(store, project(**budget))
+    await name_project(store, project(**MONEY_BUDGET))
     await track(store, "2026-01-12T09:00:00Z", 20, billable=True)  # 1000.00 EUR
     await track(store, "2026-03-24T08:00:00Z", 10, billable=True)  # 500.00 EUR
     await track(store, "2026-03-24T19:00:00Z", 10)  # not billable: no money
