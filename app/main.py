@@ -149,6 +149,7 @@ class Service:
             pipe=self.pipe,
             # A configured zone is known now; any other waits for settle_reporting().
             settled=settings.timezone is not None,
+            rounding=settings.rounding if settings.report_rounding is not None else None,
         )
         self.reporting: ReportingSettings | None = None
         self.reporting_error: str | None = None
@@ -231,11 +232,13 @@ class Service:
                 )
         self.reporting = chosen
         self.reporting_error = None
-        self.store.settle(chosen.zone, chosen.week_start_index)
         # The totals follow the settled zone and report rounding: a workspace whose totals
-        # were built otherwise (or not at all) gets an online rebuild (app/rebuild.py).
+        # were built otherwise (or not at all) gets an online rebuild (app/rebuild.py). Only
+        # then are entries applied: one applied before would start a workspace's first
+        # generation without the settings, and a rebuild right after.
         for ws, _found in found:
             await ensure_projection(self.store, ws, basis_of(chosen))
+        self.store.settle(chosen.zone, chosen.week_start_index, basis_of(chosen).rounding)
         self.reporting_settled.set()
         log.info(
             "reporting in %s, weeks from %s (source: %s), report rounding %s, durations %s",
@@ -313,7 +316,7 @@ class Service:
                 stored.duration_format,
             )
             self.reporting = stored
-            self.store.settle(stored.zone, stored.week_start_index)
+            self.store.settle(stored.zone, stored.week_start_index, basis_of(stored).rounding)
 
     async def keep_settling_reporting(self) -> None:
         """try_settle_reporting() until it succeeds, backing off up to 30 s."""

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from app import keys
 from app.models import RESET_OPTIONS, parse_instant
-from app.projection import Cell, minor_of_exact, month_end, split_field
+from app.projection import Cell, fold_cells, minor_of_exact, month_end
 
 if TYPE_CHECKING:
     from app.store import Generations, TotalsStore
@@ -41,6 +41,7 @@ class Missing:
     """A read that found past months whose versions this process has not summed."""
 
     gen: str
+    rounding: bool  # the generation's report rounding is on
     versions: dict[str, str]  # month -> the version the read saw
 
 
@@ -53,14 +54,15 @@ class ProjectProgress:
         self._months: dict[tuple[str, str], dict[str, tuple[str, MonthSums]]] = {}
 
     def plan(
-        self, ws: str, gen: str, weekly: bool = True, inside: Iterable[str] = ()
+        self, ws: str, gens: Generations, weekly: bool = True, inside: Iterable[str] = ()
     ) -> ProgressPlan:
-        """The hashes a project progress is computed from, in generation `gen`: the months'
+        """The hashes a project progress is computed from, in generation `gens`: the months'
         versions, the current month's days, the months `inside` (past months changing under
         reads), the current week's (`weekly`: some project's estimate resets weekly; see
         `weekly_resets`) and Clockify's tracked figures. Read them (HGETALL, in this order)
         and give the results to `fold`. The snapshot reads them in its transaction, so its
         progress and its totals include exactly the same changes."""
+        gen = gens.gen
         today = self.store.today()
         this_month = today.isoformat()[:7]
         months = [this_month, *sorted(m for m in set(inside) if m != this_month)]
@@ -72,7 +74,8 @@ class ProjectProgress:
         hashes = [keys.month_versions(ws, gen)]
         hashes += [keys.cells_day(ws, gen, day) for day in days]
         hashes.append(keys.project_tracked(ws))
-        return ProgressPlan(ws, today, months, week, days, hashes, gen, weekly)
+        rounding = gens.basis.rounding is not None
+        return ProgressPlan(ws, today, months, week, days, hashes, gen, rounding, weekly)
 
     async def weekly_resets(self, ws: str) -> bool:
         """Whether some project's estimate resets weekly (its progress needs this week's
@@ -103,7 +106,9 @@ class ProjectProgress:
         tracked = {_decode(k): _decode(v) for k, v in results[1 + len(plan.days)].items()}
         summed = self._months.setdefault((plan.ws, plan.gen), {})
         for month in plan.months:
-            sums = _sum_dicts(_project_fields(by_day[day]) for day in _month_days(month))
+            sums = _sum_dicts(
+                _project_fields(by_day[day], plan.rounding) for day in _month_days(month)
+            )
             summed[month] = (versions.get(month, "0"), sums)
         stale = {}
         for month, version in versions.items():
@@ -116,14 +121,18 @@ class ProjectProgress:
             else:
                 stale[month] = version
         if stale:
-            return Missing(plan.gen, stale)
+            return Missing(plan.gen, plan.rounding, stale)
         self._forget_other_generations(plan.ws, plan.gen)
         month_fields = {
             month: summed[month][1]
             for month in sorted(set(versions) | set(plan.months))
             if month in summed
         }
-        week_fields = [_project_fields(by_day[day]) for day in plan.week] if plan.weekly else []
+        week_fields = (
+            [_project_fields(by_day[day], plan.rounding) for day in plan.week]
+            if plan.weekly
+            else []
+        )
         held = [m for m, fields in month_fields.items() if fields]
         this_month = plan.today.isoformat()[:7]
         # reset option -> (first day, last day, the project totals of that span)
@@ -238,7 +247,7 @@ class ProjectProgress:
             body = iter(results[2:])
             for month, version in zip(chunk, results[1], strict=True):
                 days = [next(body) for _ in _month_days(month)]
-                sums = _sum_dicts(_project_fields(fields) for fields in days)
+                sums = _sum_dicts(_project_fields(fields, missing.rounding) for fields in days)
                 summed[month] = (_decode(version) if version is not None else "0", sums)
 
     async def settled(
@@ -269,7 +278,7 @@ class ProjectProgress:
             plans: list[ProgressPlan] = []
 
             def plan_of(gens: Generations) -> list[str]:
-                plans.append(self.plan(ws, gens.gen, weekly, inside))
+                plans.append(self.plan(ws, gens, weekly, inside))
                 return plans[-1].hashes
 
             _gens, results, names, running, _ = await self.store.reports.read(ws, plan_of)
@@ -296,6 +305,7 @@ class ProgressPlan:
     days: list[str]  # the day hashes among `hashes`, in order (the months', then the week's)
     hashes: list[str]  # the months' versions, the days, then Clockify's figures
     gen: str  # the generation of totals they belong to
+    rounding: bool  # its report rounding is on
     weekly: bool = True  # the week's days are read
 
     @property
@@ -351,23 +361,12 @@ def _sums_of_rows(rows: Iterable[tuple[Any, Cell, list[int], bool]]) -> dict[str
     return out
 
 
-def _project_fields(cells: dict[Any, Any]) -> dict[str, int]:
+def _project_fields(cells: dict[Any, Any], rounding: bool) -> dict[str, int]:
     """A day's cell hash as the project fields progress reads (`<pid>|s`, `|b`, `|m|CUR`)."""
-    out: dict[str, int] = {}
-    for raw_field, raw_value in cells.items():
-        key, kind = split_field(_decode(raw_field))
-        if kind not in ("s", "e"):
-            continue
-        parts = key.split("|")
-        pid, billable, currency = parts[1], parts[3] == "1", parts[5]
-        value = int(raw_value)
-        if kind == "s":
-            out[f"{pid}|s"] = out.get(f"{pid}|s", 0) + value
-            if billable:
-                out[f"{pid}|b"] = out.get(f"{pid}|b", 0) + value
-        else:
-            out[f"{pid}|m|{currency}"] = out.get(f"{pid}|m|{currency}", 0) + value
-    return out
+    return _sums_of_rows(
+        (None, Cell.parse(key), values, False)
+        for key, values in fold_cells((cells,), rounding).items()
+    )
 
 
 def _running_part(entry: dict[str, Any], field: str, elapsed: int) -> int:

@@ -21,6 +21,7 @@ month's sums per project are kept by the reader while the month's version stays.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -36,24 +37,36 @@ TYPE_NAMES = {code: name for name, code in TYPE_CODES.items()}
 ROUNDING_MODES = ("UP", "DOWN", "NEAREST")
 
 
+# How a generation lays out its cells (`cell_of`). 1, before 2026-12: seven parts, earned and
+# cost kept as fields of their own. 2: nine, the entry's rate and cost rate (minor units an
+# hour, 0 for none) closing the key, so a cell's earned and cost amounts are its rate times its
+# counted seconds, worked out when read: an entry writes one total (two with rounding on)
+# instead of up to four. A generation of layout 1 is rebuilt as 2 (`Basis.key` differs).
+CELL_LAYOUT = 2
+
+
 @dataclass(frozen=True)
 class Basis:
     """The settings one generation of totals is built with: the zone that decides each entry's
-    day and the report rounding (None: off). Anything else (week start, duration format) only
-    shapes answers and needs no rebuild."""
+    day, the report rounding (None: off) and the layout of its cells. Anything else (week
+    start, duration format) only shapes answers and needs no rebuild."""
 
     zone: ZoneInfo
     rounding: tuple[str, int] | None = None  # (UP | DOWN | NEAREST, minutes)
+    layout: int = CELL_LAYOUT
 
     def key(self) -> str:
         rounding = f"{self.rounding[0]}:{self.rounding[1]}" if self.rounding else "off"
-        return f"{self.zone.key}|{rounding}"
+        older = "" if self.layout == CELL_LAYOUT else f"|cell layout {self.layout}"
+        return f"{self.zone.key}|{rounding}{older}"
 
     def to_json(self) -> bytes:
         rounding = (
             {"mode": self.rounding[0], "minutes": self.rounding[1]} if self.rounding else None
         )
-        return orjson.dumps({"timeZone": self.zone.key, "rounding": rounding})
+        return orjson.dumps(
+            {"timeZone": self.zone.key, "rounding": rounding, "cellLayout": self.layout}
+        )
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> Basis:
@@ -62,6 +75,7 @@ class Basis:
         return cls(
             ZoneInfo(data["timeZone"]),
             (str(rounding["mode"]), int(rounding["minutes"])) if rounding else None,
+            int(data.get("cellLayout") or 1),
         )
 
     def day_of(self, moment: datetime) -> str:
@@ -118,23 +132,44 @@ def type_name(code: str) -> str:
     return TYPE_NAMES.get(code, code)
 
 
-def cell_of(state: dict[str, Any]) -> str:
-    """The cell an entry state counts in: `user|project|task|billable|type|currency|tags`."""
+def rates_of(state: dict[str, Any]) -> tuple[int, int]:
+    """(rate, cost rate) an entry's time earns and costs, minor units an hour: its rate only
+    when billable, either only with a currency."""
+    currency = state.get("currency")
+    billable = bool(state.get("billable"))
+    rate = int(state.get("rate") or 0) if billable and currency else 0
+    cost = int(state.get("costRate") or 0) if currency else 0
+    return rate, cost
+
+
+def cell_of(state: dict[str, Any], layout: int = CELL_LAYOUT) -> str:
+    """The cell an entry state counts in: `user|project|task|billable|type|currency|tags`, then
+    (layout 2) `|rate|costRate`."""
     billable = bool(state.get("billable"))
     money = (billable and state.get("rate")) or state.get("costRate")
     currency = (state.get("currency") or NONE) if money else NONE
     tags = state.get("tagIds") or ()
-    return "|".join(
-        (
-            state["userId"],
-            state.get("projectId") or NONE,
-            state.get("taskId") or NONE,
-            "1" if billable else "0",
-            type_code(state.get("type")),
-            currency,
-            ",".join(sorted(tags)) if tags else NONE,
-        )
-    )
+    parts = [
+        state["userId"],
+        state.get("projectId") or NONE,
+        state.get("taskId") or NONE,
+        "1" if billable else "0",
+        type_code(state.get("type")),
+        currency,
+        ",".join(sorted(tags)) if tags else NONE,
+    ]
+    if layout >= 2:
+        rate, cost = rates_of(state)
+        parts += (str(rate), str(cost))
+    return "|".join(parts)
+
+
+def cell_rates(cell: str) -> tuple[int, int] | None:
+    """A layout 2 cell's (rate, cost rate); None for a layout 1 cell (its amounts are fields)."""
+    if cell.count("|") != 8:
+        return None
+    _, rate, cost = cell.rsplit("|", 2)
+    return int(rate), int(cost)
 
 
 @dataclass(frozen=True)
@@ -151,7 +186,7 @@ class Cell:
 
     @classmethod
     def parse(cls, key: str) -> Cell:
-        user, project, task, billable, code, currency, tags = key.split("|")
+        user, project, task, billable, code, currency, tags = key.split("|")[:7]
         return cls(
             user,
             project,
@@ -169,10 +204,13 @@ def contribution(
     start: datetime | None = None,
     end: datetime | None = None,
 ) -> dict[str, Any]:
-    """What one entry state adds to a generation's totals: `{"day": day, "f": [[field, delta]...]}`
-    (its cell's fields). A running timer or an entry of zero seconds adds nothing but is still
-    indexed on its day. `start`/`end`: the state's instants when the caller has them parsed
-    already."""
+    """What one entry state adds to a generation's totals: `{"day": day, "f": [[field, delta]...],
+    "n": count}` (its cell's fields). The first `n` fields are the totals kept (seconds, and
+    rounded seconds with rounding on); the earned and cost amounts after them are what the
+    cell's rates make of those, listed for readers of the change (the wall adds them up). A
+    layout 1 generation keeps every field and has no `n`. A running timer or an entry of zero
+    seconds adds nothing but is still indexed on its day. `start`/`end`: the state's instants
+    when the caller has them parsed already."""
     if start is None:
         start = parse_instant(state["start"], "start")
         end = parse_instant(state.get("end"), "end")
@@ -181,20 +219,46 @@ def contribution(
     seconds = max(0, int((end - start).total_seconds())) if end is not None else 0
     if end is None or seconds == 0:
         return {"day": day, "f": []}
-    cell = cell_of(state)
+    cell = cell_of(state, basis.layout)
     counted = basis.counted(seconds)
-    billable = bool(state.get("billable"))
-    currency = state.get("currency")
-    rate = int(state.get("rate") or 0) if billable and currency else 0
-    cost = int(state.get("costRate") or 0) if currency else 0
+    rate, cost = rates_of(state)
     fields: list[list[Any]] = [[f"{cell}|s", seconds]]
     if basis.rounding is not None:
         fields.append([f"{cell}|r", counted])
+    kept = len(fields)
     if rate and counted:
         fields.append([f"{cell}|e", rate * counted])
     if cost and counted:
         fields.append([f"{cell}|c", cost * counted])
+    if basis.layout >= 2:
+        return {"day": day, "f": fields, "n": kept}
     return {"day": day, "f": fields}
+
+
+def fold_cells(results: Iterable[dict[Any, Any]], rounding: bool) -> dict[str, list[int]]:
+    """Sum cell hashes into cell -> [seconds counted, earned exact, cost exact, seconds
+    tracked] (the last, unrounded, is what project progress counts)."""
+    out: dict[str, list[int]] = {}
+    index = {"r": 0, "e": 1, "c": 2, "s": 3} if rounding else {"s": 0, "e": 1, "c": 2}
+    for fields in results:
+        for raw_field, raw_value in fields.items():
+            cell, kind = split_field(
+                raw_field.decode() if isinstance(raw_field, bytes) else raw_field
+            )
+            slot = index.get(kind)
+            if slot is None:
+                continue
+            values = out.get(cell)
+            if values is None:
+                values = out[cell] = [0, 0, 0, 0]
+            values[slot] += int(raw_value)
+    for cell, values in out.items():
+        if not rounding:
+            values[3] = values[0]
+        rates = cell_rates(cell)
+        if rates is not None:  # layout 2: the amounts are the cell's rates x counted seconds
+            values[1], values[2] = rates[0] * values[0], rates[1] * values[0]
+    return out
 
 
 def split_field(raw: str) -> tuple[str, str]:

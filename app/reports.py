@@ -26,7 +26,9 @@ from app.projection import (
     Basis,
     Cell,
     amount_minor,
+    cell_rates,
     contribution,
+    fold_cells,
     minor_of_exact,
     month_end,
     split_field,
@@ -262,27 +264,6 @@ def parse_cell(key: str) -> Cell:
             _parsed.clear()
         cell = _parsed[key] = Cell.parse(key)
     return cell
-
-
-def fold_cells(results: Iterable[dict[Any, Any]], rounding: bool) -> dict[str, list[int]]:
-    """Sum cell hashes into cell -> [seconds counted, earned exact, cost exact, seconds
-    tracked] (the last, unrounded, is what project progress counts)."""
-    out: dict[str, list[int]] = {}
-    index = {"r": 0, "e": 1, "c": 2, "s": 3} if rounding else {"s": 0, "e": 1, "c": 2}
-    for fields in results:
-        for raw_field, raw_value in fields.items():
-            cell, kind = split_field(_decode(raw_field))
-            slot = index.get(kind)
-            if slot is None:
-                continue
-            values = out.get(cell)
-            if values is None:
-                values = out[cell] = [0, 0, 0, 0]
-            values[slot] += int(raw_value)
-    if not rounding:
-        for values in out.values():
-            values[3] = values[0]
-    return out
 
 
 def _running_cells(
@@ -574,7 +555,7 @@ class Reports:
             plans: list[ProgressPlan] = []
 
             def plan(gens: Generations) -> list[str]:
-                plans.append(store.progress.plan(ws, gens.gen, weekly, inside))
+                plans.append(store.progress.plan(ws, gens, weekly, inside))
                 return [keys.cells_day(ws, gens.gen, day) for day in days] + plans[-1].hashes
 
             read = await self.read(ws, plan, feed_read)
@@ -590,7 +571,11 @@ class Reports:
         done = await store.progress.settled(ws, attempt)
         gens, results, names, running, coverage = done["read"]
         # Every day of the range, those without totals too (later changes land on them).
-        totals = {day: _fold_day(fields) for day, fields in zip(days, results, strict=False)}
+        rounding = gens.basis.rounding
+        totals = {
+            day: _fold_day(fields, rounding is not None)
+            for day, fields in zip(days, results, strict=False)
+        }
         recent = results[-1]
         feed = []
         for raw_id, fields in reversed(recent):
@@ -599,7 +584,6 @@ class Reports:
                 feed.append({"id": change.id_text, **change.data})
         stream_id = _decode(recent[0][0]) if recent else "0-0"
         progress = await store.progress.finish(ws, done["progress"])
-        rounding = gens.basis.rounding
         return stream_id, {
             "workspace": ws,
             "asOf": store.clock().isoformat(),
@@ -1248,11 +1232,20 @@ def _month_days(month: str) -> list[str]:
     return _days(first, month_end(first))
 
 
-def _fold_day(fields: dict[Any, Any]) -> dict[str, dict[str, int]]:
+def _fold_day(fields: dict[Any, Any], rounding: bool) -> dict[str, dict[str, int]]:
     """A day's cell hash as {cell: {s, r, e, c}} (app/projection.py); amounts stay exact, the
-    browser rounds them once after summing a total."""
+    browser rounds them once after summing a total. A layout 2 cell's amounts are worked out
+    from its rates here, so the browser sees one shape."""
     out: dict[str, dict[str, int]] = {}
     for raw_field, raw_value in fields.items():
         cell, kind = split_field(_decode(raw_field))
         out.setdefault(cell, {})[kind] = int(raw_value)
+    for cell, figures in out.items():
+        rates = cell_rates(cell)
+        if rates is None:
+            continue
+        counted = figures.get("r" if rounding else "s", 0)
+        for kind, rate in zip(("e", "c"), rates, strict=True):
+            if rate and counted:
+                figures[kind] = rate * counted
     return out

@@ -142,6 +142,7 @@ class TotalsStore:
         pipe: ScriptPipe | None = None,
         *,
         settled: bool = True,
+        rounding: tuple[str, int] | None = None,
     ) -> None:
         self.redis = redis
         self.pipe = pipe  # the hot path's pipelined connection; None: through redis-py
@@ -150,6 +151,7 @@ class TotalsStore:
         # False until the reporting zone is settled (app/reporting.py): nothing is applied
         # before, since an entry bucketed in a provisional zone would stay on the wrong day.
         self.settled = settled
+        self.rounding = rounding  # the report rounding a workspace's first generation gets
         self.stream_maxlen = stream_maxlen
         self.clock = clock
         self._apply = redis.register_script(_load_script("apply_entry.lua"))
@@ -165,10 +167,14 @@ class TotalsStore:
         self._sent_names: dict[tuple[str, str, str, bool], tuple[Named, float]] = {}
         self._apply_keys: dict[str, list[str]] = {}  # workspace -> apply_entry.lua's KEYS
 
-    def settle(self, zone: ZoneInfo, week_start_index: int) -> None:
-        """Take the settled reporting zone and week start; entries may be applied from now on."""
+    def settle(
+        self, zone: ZoneInfo, week_start_index: int, rounding: tuple[str, int] | None = None
+    ) -> None:
+        """Take the settled reporting zone, week start and report rounding; entries may be
+        applied from now on."""
         self.zone = zone
         self.week_start_index = week_start_index
+        self.rounding = rounding
         self.settled = True
 
     # Writes ---------------------------------------------------------------------------
@@ -202,9 +208,9 @@ class TotalsStore:
             async with asyncio.timeout(STORE_DEADLINE_S):
                 gens = parse_generations(await self.redis.hgetall(keys.projection(ws)))
                 if gens is None and not create:
-                    return Generations("0", Basis(self.zone))
+                    return Generations("0", Basis(self.zone, self.rounding))
                 if gens is None:
-                    gens = await self.init_generations(ws, Basis(self.zone))
+                    gens = await self.init_generations(ws, Basis(self.zone, self.rounding))
             self._gens[ws] = gens
         return gens
 

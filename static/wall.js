@@ -261,9 +261,9 @@ function estimatesChange(change) {
 
 /**
  * Add an entry change's deltas to the progress figures they count in. A cell field
- * ("<user>|<project>|<task>|<billable>|<type>|<currency>|<tags>|<kind>") counts for its project
- * as progress does (app/progress.py): its seconds (`s`; `b` too when billable) and its exact
- * earned amount (`e` -> `m|<currency>`).
+ * ("<user>|<project>|<task>|<billable>|<type>|<currency>|<tags>[|<rate>|<cost>]|<kind>")
+ * counts for its project as progress does (app/progress.py): its seconds (`s`; `b` too when
+ * billable) and its exact earned amount (`e` -> `m|<currency>`).
  */
 function applyProgress(change) {
   const progress = state.snapshot.progress?.projects;
@@ -278,9 +278,11 @@ function applyProgress(change) {
   const add = (part, sign) => {
     for (const [field, delta] of part?.f || []) {
       if (typeof field !== "string" || !Number.isFinite(delta)) continue;
+      // Seven cell parts (nine with the rates of a newer generation), then the kind.
       const parts = field.split("|");
-      if (parts.length !== 8) continue;
-      const [, id, , billable, , currency, , kind] = parts;
+      if (parts.length !== 8 && parts.length !== 10) continue;
+      const [, id, , billable, , currency] = parts;
+      const kind = parts[parts.length - 1];
       if (kind === "s") {
         count(id, "s", part.day, sign * delta);
         if (billable === "1") count(id, "b", part.day, sign * delta);

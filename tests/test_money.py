@@ -139,10 +139,11 @@ async def test_the_wall_snapshot_carries_the_exact_sum_for_the_browser_to_round_
     snapshot = orjson.loads(
         (await read_snapshot(store, WS, date(2026, 3, 23), date(2026, 3, 29), {})).data
     )
-    # One cell (user|project|task|billable|type|currency|tags) holds the three entries; its
-    # earned amount stays exact (rate_minor x seconds) for the browser to round once.
+    # One cell (user|project|task|billable|type|currency|tags|rate|cost rate) holds the three
+    # entries; its earned amount stays exact (rate_minor x seconds) for the browser to round
+    # once.
     [(cell, fields)] = snapshot["days"][DAY].items()
-    assert cell == f"{ANA.id}|{WEBSITE.id}|-|1|R|EUR|{URGENT.id}"
+    assert cell == f"{ANA.id}|{WEBSITE.id}|-|1|R|EUR|{URGENT.id}|10000|0"
     assert fields == {"s": 30, "e": 300_000}
     assert minor_of_exact(fields["e"]) == 83
 

@@ -307,9 +307,9 @@ async def test_a_month_changing_under_every_read_is_read_inside_the_read(
     progress.fill = fill_then_change  # type: ignore[method-assign]
     real_plan = progress.plan
 
-    def plan(ws: str, gen: str, weekly: bool = True, inside: Any = ()) -> Any:
+    def plan(ws: str, gens: Any, weekly: bool = True, inside: Any = ()) -> Any:
         insides.append(tuple(inside))
-        return real_plan(ws, gen, weekly, inside)
+        return real_plan(ws, gens, weekly, inside)
 
     progress.plan = plan  # type: ignore[method-assign]
     found = (await store.read_progress(WS))["projects"][PROJECT]["tracked"]
@@ -331,7 +331,7 @@ async def test_a_read_that_never_settles_says_so() -> None:
 
     async def attempt(inside: tuple[str, ...]) -> Missing:
         seen.append(inside)
-        return Missing("0", {f"2025-{len(seen):02d}": "1"})
+        return Missing("0", False, {f"2025-{len(seen):02d}": "1"})
 
     with pytest.raises(TimeoutError, match="kept changing"):
         await progress.settled(WS, attempt)

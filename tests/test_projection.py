@@ -428,6 +428,56 @@ async def test_the_meta_hash_copy_of_the_generations_follows_every_change_of_the
     await assert_all_levels(store, Basis(BERLIN))
 
 
+async def test_cells_of_the_older_layout_answer_alike_and_are_rebuilt_in_the_new_one(
+    redis: Redis, clock: FixedClock
+) -> None:
+    # Layout 1 (before 2026-12): seven-part cells, earned and cost kept as fields.
+    old = Basis(BERLIN, None, 1)
+    store = TotalsStore(redis, BERLIN, clock=clock)
+    await store.init_generations(WS, old)
+    await fill(store, 80)
+    day_fields = [
+        field.decode()
+        for day in store.days(START, END)
+        for field in await redis.hkeys(keys.cells_day(WS, 0, day))
+    ]
+    assert day_fields and all(f.count("|") == 7 for f in day_fields)
+    assert any(f.endswith("|e") for f in day_fields) and any(f.endswith("|c") for f in day_fields)
+    await assert_all_levels(store, old)
+    before = await store.read_summary(WS, START, END, ("PROJECT", "USER"))
+    week = date(2026, 3, 23), date(2026, 3, 29)
+    _, old_wall = await store.reports.wall(WS, *week)
+
+    # This version wants layout 2: the start-up check asks for a rebuild, which switches.
+    assert (
+        old.key() == "Europe/Berlin|off|cell layout 1"
+        and Basis(BERLIN).key() == "Europe/Berlin|off"
+    )
+    from app.rebuild import ensure_projection
+
+    await ensure_projection(store, WS, Basis(BERLIN))
+    assert await run_rebuild(store, WS, grace_s=0)
+    new_fields = [
+        field.decode()
+        for day in store.days(START, END)
+        for field in await redis.hkeys(keys.cells_day(WS, 1, day))
+    ]
+    # Nine parts (rates closing the key) and only seconds kept: amounts come from the rates.
+    assert new_fields and all(f.count("|") == 9 and f.endswith("|s") for f in new_fields)
+    await assert_all_levels(store, Basis(BERLIN))
+    assert await store.read_summary(WS, START, END, ("PROJECT", "USER")) == before
+    _, new_wall = await store.reports.wall(WS, *week)
+
+    def day_sums(snapshot: dict[str, Any]) -> dict[str, list[int]]:
+        return {
+            day: [sum(cell.get(k, 0) for cell in cells.values()) for k in ("s", "e", "c")]
+            for day, cells in snapshot["days"].items()
+        }
+
+    assert day_sums(new_wall) == day_sums(old_wall)
+    assert new_wall["progress"] == old_wall["progress"]
+
+
 async def test_the_day_lists_only_grow_and_readers_list_an_entry_where_it_is(
     store: TotalsStore, redis: Redis
 ) -> None:

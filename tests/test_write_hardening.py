@@ -52,12 +52,14 @@ from tests.test_webhooks import dump
 
 E1 = "65f0a0a0a0a0a0a0a0a0a0e1"
 E2 = "65f0a0a0a0a0a0a0a0a0a0e2"
-# The cell of `entry()`: Ana on the website, no task, billable, REGULAR, EUR, no tags.
-CELL = f"{ANA.id}|{WEBSITE.id}|-|1|R|EUR|-"
+# The cell of `entry()`: Ana on the website, no task, billable, REGULAR, EUR, no tags, at
+# 105.00 an hour with no cost rate.
+CELL = f"{ANA.id}|{WEBSITE.id}|-|1|R|EUR|-|10500|0"
 DAY_ALL = keys.cells_day(WS, 0, "2026-03-24")
-# The cell's earned amount, changed after its seconds: a refusal there undoes the seconds.
-EARNED = f"{CELL}|e"
-EARNED_BY_ENTRY = 10500 * 3600  # rate_minor x seconds of `entry()`
+# The apps here round reports up to 15 minutes, so an entry changes two totals: its rounded
+# seconds after its seconds, and a refusal there undoes the seconds.
+ROUNDED = f"{CELL}|r"
+ROUNDING = "up:15"
 EXACT = 2**53  # the largest magnitude a total may reach
 
 
@@ -72,14 +74,15 @@ def entry(entry_id: str = E1, **fields: Any) -> dict[str, Any]:
 
 @pytest.fixture
 async def client(redis: Redis, clock: FixedClock) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(create_app(make_settings(), redis=redis, clock=clock)) as http:
+    settings = make_settings(report_rounding=ROUNDING)
+    async with client_for(create_app(settings, redis=redis, clock=clock)) as http:
         yield http
 
 
 @pytest.fixture
 async def embedded(clock: FixedClock) -> AsyncIterator[tuple[httpx.AsyncClient, Redis]]:
     """An app on the embedded store (fakeredis, the same Lua, redis-py's script calls)."""
-    app = create_app(make_settings(redis_url=None), clock=clock)
+    app = create_app(make_settings(redis_url=None, report_rounding=ROUNDING), clock=clock)
     service = app.state.service
     assert service.embedded and service.pipe is None
     try:
@@ -159,7 +162,7 @@ async def test_a_known_event_is_counted_by_name_only_when_its_token_is_accepted(
         pytest.param("1e9", id="exponent"),
     ],
 )
-@pytest.mark.parametrize("field", [f"{CELL}|s", EARNED], ids=["seconds", "earned"])
+@pytest.mark.parametrize("field", [f"{CELL}|s", ROUNDED], ids=["seconds", "rounded"])
 async def test_an_entry_that_would_break_a_total_is_a_500_that_changes_nothing(
     client: httpx.AsyncClient,
     redis: Redis,
@@ -167,7 +170,7 @@ async def test_an_entry_that_would_break_a_total_is_a_500_that_changes_nothing(
     stored: Any,
     field: str,
 ) -> None:
-    # The earned total is changed after the seconds: an older script changed one, then failed.
+    # The rounded total is changed after the seconds: an older script changed one, then failed.
     key = DAY_ALL
     await redis.hset(key, field, stored)
     before = await dump(redis)
@@ -193,31 +196,31 @@ async def test_an_entry_that_would_break_a_total_is_a_500_that_changes_nothing(
 async def test_a_total_may_reach_2_to_the_53_exactly(
     client: httpx.AsyncClient, redis: Redis
 ) -> None:
-    await redis.hset(DAY_ALL, EARNED, 0)  # a stored zero is an integer too
+    await redis.hset(DAY_ALL, ROUNDED, 0)  # a stored zero is an integer too
     await redis.hset(DAY_ALL, f"{CELL}|s", EXACT - 3600)
     assert (await post_webhook(client, "NEW_TIME_ENTRY", entry())).status_code == 200
     assert int(await redis.hget(DAY_ALL, f"{CELL}|s")) == EXACT
-    assert int(await redis.hget(DAY_ALL, EARNED)) == EARNED_BY_ENTRY
+    assert int(await redis.hget(DAY_ALL, ROUNDED)) == 3600
     # Deleting the entry takes the totals back down, and a total of zero is removed.
     assert (await post_webhook(client, "TIME_ENTRY_DELETED", entry())).status_code == 200
     assert int(await redis.hget(DAY_ALL, f"{CELL}|s")) == EXACT - 3600
-    assert await redis.hget(DAY_ALL, EARNED) is None
+    assert await redis.hget(DAY_ALL, ROUNDED) is None
 
 
 async def test_the_embedded_store_refuses_the_same_entry_and_changes_nothing(
     embedded: tuple[httpx.AsyncClient, Redis],
 ) -> None:
     http, store_redis = embedded
-    await store_redis.hset(DAY_ALL, EARNED, 2**63 - 1000)
+    await store_redis.hset(DAY_ALL, ROUNDED, 2**63 - 1000)
     before = await dump(store_redis)
     response = await post_webhook(http, "NEW_TIME_ENTRY", entry())
     assert response.status_code == 500, response.text
     error = response.json()["error"]
     assert "would overflow" in error and "nothing was recorded" in error
     assert await dump(store_redis) == before
-    await store_redis.hset(DAY_ALL, EARNED, EXACT - EARNED_BY_ENTRY)
+    await store_redis.hset(DAY_ALL, ROUNDED, EXACT - 3600)
     assert (await post_webhook(http, "NEW_TIME_ENTRY", entry())).status_code == 200
-    assert int(await store_redis.hget(DAY_ALL, EARNED)) == EXACT
+    assert int(await store_redis.hget(DAY_ALL, ROUNDED)) == EXACT
 
 
 @pytest.fixture(params=["pipe", "redis-py"])
@@ -231,14 +234,14 @@ async def store(request: pytest.FixtureRequest, redis: Redis) -> AsyncIterator[T
 async def test_the_store_refuses_an_overflow_on_both_paths_before_any_write(
     store: TotalsStore, redis: Redis
 ) -> None:
-    await redis.hset(DAY_ALL, EARNED, 2**63 - 1000)
+    await redis.hset(DAY_ALL, f"{CELL}|s", 2**63 - 1000)  # no rounding: the only total
     before = await dump(redis)
     with pytest.raises(ApplyError, match=r"would overflow\); nothing was recorded") as caught:
         await store.apply_entry(parse_time_entry(entry()), "create")
     assert caught.value.written is False
     assert await dump(redis) == before
     # The names it carried were not marked as written either: once the total is fixed, they go.
-    await redis.hdel(DAY_ALL, EARNED)
+    await redis.hdel(DAY_ALL, f"{CELL}|s")
     assert (await store.apply_entry(parse_time_entry(entry()), "create")).outcome == "created"
     assert await redis.hget(keys.names(WS, "project"), WEBSITE.id) is not None
 

@@ -20,7 +20,7 @@
 -- ARGV[8] stream MAXLEN (approximate)
 -- ARGV[9] display JSON (names for the change feed)
 -- ARGV[10] the generations the contributions were computed for: "<gen>" or "<gen>,<next>"
--- ARGV[11] contribution JSON {day, f} for <gen> ("" for a delete)
+-- ARGV[11] contribution JSON {day, f, n} for <gen> ("" for a delete)
 -- ARGV[12] contribution JSON for <next> ("" when no rebuild runs, or a delete)
 -- ARGV[13..] name records as triples: kind, id, JSON; a kind ending in "?" ("project?") is a
 --         partial record, written only when the hash has none for that id
@@ -124,9 +124,12 @@ local function collect(gp, c, sign)
     touched[nt] = {gp, month}
   end
   local day_key = gp .. 'c:' .. c.day
-  for _, item in ipairs(c.f) do
+  -- The first n fields are kept; the amounts after them are the cell's rates times its
+  -- seconds, worked out by readers (app/projection.py contribution). No n: every field.
+  local f = c.f
+  for j = 1, c.n or #f do
     m = m + 1
-    ks[m], fs[m], ds[m] = day_key, item[1], sign * item[2]
+    ks[m], fs[m], ds[m] = day_key, f[j][1], sign * f[j][2]
   end
 end
 -- A running timer's contribution adds nothing: read its day without decoding it. (A

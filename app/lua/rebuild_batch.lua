@@ -4,7 +4,7 @@
 -- KEYS[2] projection hash (the generation being built is its `next`)
 -- ARGV[1] generation prefix "cw:{ws}:g<N>:" (same hash tag as KEYS)
 -- ARGV[2] N, the generation being built
--- ARGV[3..] pairs: entry id, "<fingerprint>|<start epoch>|<contribution JSON {day, f}>"
+-- ARGV[3..] pairs: entry id, "<fingerprint>|<start epoch>|<contribution JSON {day, f, n}>"
 -- An entry is added only when the generation does not hold it yet (a live apply during the
 -- rebuild writes it there itself) and its stored state is still the one the contribution was
 -- computed from (same fingerprint, not deleted). Returns {added, skipped}, or {-1, 0} when N is
@@ -23,8 +23,8 @@ for i = 3, #ARGV, 2 do
   if status and status ~= 'D' and stored_fp == fp
       and redis.call('HEXISTS', gp .. 'contrib', id) == 0 then
     local c = cjson.decode(contrib)
-    for _, item in ipairs(c.f) do
-      redis.call('HINCRBY', gp .. 'c:' .. c.day, item[1], item[2])
+    for j = 1, c.n or #c.f do
+      redis.call('HINCRBY', gp .. 'c:' .. c.day, c.f[j][1], c.f[j][2])
     end
     if c.f[1] then months[string.sub(c.day, 1, 7)] = true end
     redis.call('APPEND', gp .. 'il:' .. c.day, id .. ' ')
