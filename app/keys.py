@@ -52,9 +52,11 @@ def day_index(ws: str, gen: int | str, day: str) -> str:
     return f"{generation_prefix(ws, gen)}ix:{day}"
 
 
-def month_versions(ws: str, gen: int | str) -> str:
-    """Hash month (YYYY-MM) -> a count that goes up with every change to the month's totals
-    (apply_entry.lua): what a reader's cache of a month's answers is checked against."""
+def day_versions(ws: str, gen: int | str) -> str:
+    """Hash day (YYYY-MM-DD) -> a count that goes up with every change to the day's totals
+    (apply_entry.lua, rebuild_batch.lua): what a reader's cache of a day's sums is checked
+    against; a month's version is the sum of its days' (`month_version`). A generation from
+    before 2026-12 also holds month (YYYY-MM) fields, no longer read."""
     return f"{generation_prefix(ws, gen)}ver"
 
 

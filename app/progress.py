@@ -3,13 +3,14 @@ reset of an estimate that resets weekly, monthly or yearly) against its time est
 budget, from the cells of every day clockwall holds (app/projection.py) and Clockify's own
 figures.
 
-Summing every day ever tracked on each read would be slow, so each month's sums per project
-(`<pid>|s`, `<pid>|b` billable seconds, `<pid>|m|<CUR>` exact earned) are kept in this process
-at the month's version (`keys.month_versions`, raised by every change to the month's totals). A
-read takes, in one transaction, the versions, the current month's days (which change all day)
-and the totals it shows; a past month whose version it has not summed is read and summed
-before the read is made again, so the answer never mixes months read at different moments with
-the rest of the answer.
+Summing every day ever tracked on each read would be slow, so this process keeps each day's
+sums per project (`<pid>|s`, `<pid>|b` billable seconds, `<pid>|m|<CUR>` exact earned) at the
+day's version (`keys.day_versions`, raised by every change to the day's totals), and each
+month's at the sum of its days' versions (or takes a month's from the cells a report read). A
+read takes the versions in the same transaction as the rest of its answer; a day whose version
+it has not summed is read and summed before the read is made again, so the answer never mixes
+days read at different moments with the rest of the answer. Under a live feed only the days
+that changed (today's) are read again.
 """
 
 from __future__ import annotations
@@ -21,28 +22,35 @@ from typing import TYPE_CHECKING, Any
 
 from app import keys
 from app.models import RESET_OPTIONS, parse_instant
-from app.projection import Cell, fold_cells, minor_of_exact, month_end
+from app.projection import (
+    Cell,
+    fold_cells,
+    minor_of_exact,
+    month_days,
+    month_end,
+    month_versions,
+)
 
 if TYPE_CHECKING:
     from app.store import Generations, TotalsStore
 
-# Progress over a project's life sums the months clockwall holds in this window.
+# Progress over a project's life sums the days clockwall holds in this window.
 PROGRESS_PAST_MONTHS = 240
 PROGRESS_FUTURE_MONTHS = 12
-FILL_MONTHS = 1  # past months read per transaction when they are summed outside a read
-INSIDE_MONTHS = 12  # months changing under reads are read inside the read itself, up to this many
+FILL_DAYS = 31  # days read per transaction when they are summed outside a read
+INSIDE_DAYS = 62  # days changing under reads are read inside the read itself, up to this many
 ATTEMPTS = 6
 
-MonthSums = dict[str, int]
+Sums = dict[str, int]
 
 
 @dataclass
 class Missing:
-    """A read that found past months whose versions this process has not summed."""
+    """A read that found days whose versions this process has not summed."""
 
     gen: str
     rounding: bool  # the generation's report rounding is on
-    versions: dict[str, str]  # month -> the version the read saw
+    versions: dict[str, str]  # day -> the version the read saw
 
 
 class ProjectProgress:
@@ -50,32 +58,30 @@ class ProjectProgress:
 
     def __init__(self, store: TotalsStore) -> None:
         self.store = store
-        # (ws, gen) -> month -> (version, sums per project): the months this process summed.
-        self._months: dict[tuple[str, str], dict[str, tuple[str, MonthSums]]] = {}
+        # (ws, gen) -> day -> (version, sums per project): the days this process summed.
+        self._days: dict[tuple[str, str], dict[str, tuple[str, Sums]]] = {}
+        # (ws, gen) -> month -> (version, sums per project): their months, summed.
+        self._months: dict[tuple[str, str], dict[str, tuple[str, Sums]]] = {}
 
     def plan(
         self, ws: str, gens: Generations, weekly: bool = True, inside: Iterable[str] = ()
     ) -> ProgressPlan:
-        """The hashes a project progress is computed from, in generation `gens`: the months'
-        versions, the current month's days, the months `inside` (past months changing under
-        reads), the current week's (`weekly`: some project's estimate resets weekly; see
-        `weekly_resets`) and Clockify's tracked figures. Read them (HGETALL, in this order)
-        and give the results to `fold`. The snapshot reads them in its transaction, so its
-        progress and its totals include exactly the same changes."""
-        gen = gens.gen
+        """The hashes a project progress is computed from, in generation `gens`: the days'
+        versions, today's and the days `inside` (days changing under reads) and Clockify's
+        tracked figures. Read them (HGETALL, in this order) and give the results to `fold`. The
+        snapshot reads them in its transaction, so its progress and its totals include
+        exactly the same changes. `weekly`: some project's estimate resets weekly (see
+        `weekly_resets`), so the week's days are summed too."""
         today = self.store.today()
-        this_month = today.isoformat()[:7]
-        months = [this_month, *sorted(m for m in set(inside) if m != this_month)]
         week_start, week_end = self.store.current_week()
         week = self.store.days(week_start, week_end)
-        days = [day for month in months for day in _month_days(month)]
-        if weekly:
-            days += [day for day in week if day[:7] not in months]
-        hashes = [keys.month_versions(ws, gen)]
-        hashes += [keys.cells_day(ws, gen, day) for day in days]
+        # Today changes all day under a live feed: read inside every time, it never misses.
+        days = sorted({*inside, today.isoformat()})
+        hashes = [keys.day_versions(ws, gens.gen)]
+        hashes += [keys.cells_day(ws, gens.gen, day) for day in days]
         hashes.append(keys.project_tracked(ws))
         rounding = gens.basis.rounding is not None
-        return ProgressPlan(ws, today, months, week, days, hashes, gen, rounding, weekly)
+        return ProgressPlan(ws, today, week, days, hashes, gens.gen, rounding, weekly)
 
     async def weekly_resets(self, ws: str) -> bool:
         """Whether some project's estimate resets weekly (its progress needs this week's
@@ -95,44 +101,57 @@ class ProjectProgress:
         holds), or since the last reset for an estimate that resets, against its time estimate
         or its money budget. `running`: timers whose elapsed time counts too (the wall adds its
         own, live). `since` is the first month clockwall holds totals of (`first_day` narrows
-        it to a day). `Missing` when a past month's version has not been summed here: `fill`
-        it, then read again."""
-        versions = {
-            month: _decode(v)
-            for month, v in ((_decode(k), v) for k, v in results[0].items())
-            if plan.first_month <= month <= plan.last_month
-        }
-        by_day = dict(zip(plan.days, results[1 : 1 + len(plan.days)], strict=True))
+        it to a day). `Missing` when a day's version has not been summed here: `fill` it, then
+        read again."""
+        first, last = plan.first_month, plan.last_month
+        versions: dict[str, str] = {}
+        for raw_day, raw_version in results[0].items():
+            day = _decode(raw_day)
+            # Days only: a generation from before 2026-12 also holds month fields.
+            if len(day) == 10 and first <= day[:7] <= last:
+                versions[day] = _decode(raw_version)
         tracked = {_decode(k): _decode(v) for k, v in results[1 + len(plan.days)].items()}
-        summed = self._months.setdefault((plan.ws, plan.gen), {})
-        for month in plan.months:
-            sums = _sum_dicts(
-                _project_fields(by_day[day], plan.rounding) for day in _month_days(month)
-            )
-            summed[month] = (versions.get(month, "0"), sums)
-        stale = {}
-        for month, version in versions.items():
-            if month in plan.months or summed.get(month, ("", {}))[0] == version:
+        day_sums = self._days.setdefault((plan.ws, plan.gen), {})
+        month_memo = self._months.setdefault((plan.ws, plan.gen), {})
+        for day, fields in zip(plan.days, results[1 : 1 + len(plan.days)], strict=True):
+            day_sums[day] = (versions.get(day, "0"), _project_fields(fields, plan.rounding))
+        by_month: dict[str, list[str]] = {}
+        for day in sorted(versions):
+            by_month.setdefault(day[:7], []).append(day)
+        stale: dict[str, str] = {}
+
+        def summed(days: Iterable[str]) -> list[Sums]:
+            out = []
+            for day in days:
+                held = day_sums.get(day)
+                if held is not None and held[0] == versions[day]:
+                    out.append(held[1])
+                else:
+                    stale[day] = versions[day]
+            return out
+
+        month_fields: dict[str, Sums] = {}
+        for month, days in by_month.items():
+            version = month_versions([month], (versions.get(d) for d in month_days(month)))[0]
+            memo = month_memo.get(month)
+            if memo is not None and memo[0] == version:
+                month_fields[month] = memo[1]
                 continue
             # The month's cells as a report read them at this version: no need to read it.
             cells = self.store.reports.cached_cells(plan.ws, plan.gen, month, version)
             if cells is not None:
-                summed[month] = (version, _sums_of_rows(cells.rows))
+                sums = _sums_of_rows(cells.rows)
             else:
-                stale[month] = version
+                parts = summed(days)
+                if len(parts) < len(days):
+                    continue  # read again once the missing days are summed
+                sums = _sum_dicts(parts)
+            month_fields[month] = sums
+            month_memo[month] = (version, sums)
+        week_fields = summed(d for d in plan.week if d in versions) if plan.weekly else []
         if stale:
             return Missing(plan.gen, plan.rounding, stale)
         self._forget_other_generations(plan.ws, plan.gen)
-        month_fields = {
-            month: summed[month][1]
-            for month in sorted(set(versions) | set(plan.months))
-            if month in summed
-        }
-        week_fields = (
-            [_project_fields(by_day[day], plan.rounding) for day in plan.week]
-            if plan.weekly
-            else []
-        )
         held = [m for m, fields in month_fields.items() if fields]
         this_month = plan.today.isoformat()[:7]
         # reset option -> (first day, last day, the project totals of that span)
@@ -229,47 +248,44 @@ class ProjectProgress:
         return progress
 
     async def fill(self, ws: str, missing: Missing) -> None:
-        """Sum the past months a read found unsummed, a few months per transaction, each at
-        the version read with its days (maybe newer than the read's: the next read tells)."""
-        months = sorted(missing.versions)
-        for at in range(0, len(months), FILL_MONTHS):
-            chunk = months[at : at + FILL_MONTHS]
+        """Sum the days a read found unsummed, a month's worth per transaction, each at the
+        version read with it (maybe newer than the read's: the next read tells)."""
+        days = sorted(missing.versions)
+        summed = self._days.setdefault((ws, missing.gen), {})
+        for at in range(0, len(days), FILL_DAYS):
+            chunk = days[at : at + FILL_DAYS]
             async with self.store.redis.pipeline(transaction=True) as pipe:
                 pipe.hget(keys.projection(ws), "gen")
-                pipe.hmget(keys.month_versions(ws, missing.gen), chunk)
-                for month in chunk:
-                    for day in _month_days(month):
-                        pipe.hgetall(keys.cells_day(ws, missing.gen, day))
+                pipe.hmget(keys.day_versions(ws, missing.gen), chunk)
+                for day in chunk:
+                    pipe.hgetall(keys.cells_day(ws, missing.gen, day))
                 results = await pipe.execute()
             if _decode(results[0] if results[0] is not None else "0") != missing.gen:
                 return  # a rebuild switched generations: the next read plans anew
-            summed = self._months.setdefault((ws, missing.gen), {})
-            body = iter(results[2:])
-            for month, version in zip(chunk, results[1], strict=True):
-                days = [next(body) for _ in _month_days(month)]
-                sums = _sum_dicts(_project_fields(fields, missing.rounding) for fields in days)
-                summed[month] = (_decode(version) if version is not None else "0", sums)
+            for day, version, fields in zip(chunk, results[1], results[2:], strict=True):
+                sums = _project_fields(fields, missing.rounding)
+                summed[day] = (_decode(version) if version is not None else "0", sums)
 
     async def settled(
         self, ws: str, attempt: Callable[[tuple[str, ...]], Awaitable[dict[str, Any] | Missing]]
     ) -> dict[str, Any]:
-        """Run `attempt(inside)` (a read that folds progress, reading the months `inside` in
-        its transaction) until no past month is missing. Missing months are summed outside
-        the read the first time; months still missing after that are changing under the reads
-        (an import, a backfill), so the next read takes them inside itself, where they cannot
-        change between the two."""
+        """Run `attempt(inside)` (a read that folds progress, reading the days `inside` in its
+        transaction) until no day is missing. Missing days are summed outside the read the
+        first time; days still missing after that are changing under the reads (a live feed,
+        an import), so the next read takes them inside itself, where they cannot change
+        between the two."""
         inside: set[str] = set()
         filled = False
         for _ in range(ATTEMPTS):
             found = await attempt(tuple(sorted(inside)))
             if not isinstance(found, Missing):
                 return found
-            if filled and len(inside) + len(found.versions) <= INSIDE_MONTHS:
+            if filled and len(inside) + len(found.versions) <= INSIDE_DAYS:
                 inside |= set(found.versions)
             else:
                 await self.fill(ws, found)
                 filled = True
-        raise TimeoutError("the months' totals kept changing during the progress read")
+        raise TimeoutError("the days' totals kept changing during the progress read")
 
     async def read(self, ws: str, include_running: bool = True) -> dict[str, Any]:
         weekly = await self.weekly_resets(ws)
@@ -292,18 +308,18 @@ class ProjectProgress:
         return await self.finish(ws, await self.settled(ws, attempt))
 
     def _forget_other_generations(self, ws: str, gen: str) -> None:
-        for key in [k for k in self._months if k[0] == ws and k[1] != gen]:
-            del self._months[key]
+        for cache in (self._days, self._months):
+            for key in [k for k in cache if k[0] == ws and k[1] != gen]:
+                del cache[key]
 
 
 @dataclass(frozen=True)
 class ProgressPlan:
     ws: str
     today: date
-    months: list[str]  # YYYY-MM whose days are read: the current month first
     week: list[str]  # the current week's days
-    days: list[str]  # the day hashes among `hashes`, in order (the months', then the week's)
-    hashes: list[str]  # the months' versions, the days, then Clockify's figures
+    days: list[str]  # the day hashes among `hashes`, in order
+    hashes: list[str]  # the days' versions, the days, then Clockify's figures
     gen: str  # the generation of totals they belong to
     rounding: bool  # its report rounding is on
     weekly: bool = True  # the week's days are read
@@ -320,11 +336,6 @@ class ProgressPlan:
 def _month_shift(today: date, months: int) -> str:
     index = min(max(today.year * 12 + today.month - 1 + months, 12), date.max.year * 12 + 11)
     return f"{index // 12:04d}-{index % 12 + 1:02d}"
-
-
-def _month_days(month: str) -> list[str]:
-    first = date.fromisoformat(f"{month}-01")
-    return [f"{month}-{d:02d}" for d in range(1, month_end(first).day + 1)]
 
 
 def _sum_dicts(dicts: Iterable[dict[str, int]]) -> dict[str, int]:

@@ -8,15 +8,19 @@ later (a project's client, a deleted project, client or tag) is resolved when a 
 time zone, report rounding) builds a new generation of totals (app/rebuild.py).
 
 A cell's fields, kept by the Lua script in the day's hash (`keys.cells_day`; a month's report
-is summed from its days by the reader, cached while the month's version stays), all exact integers:
+is summed from its days by the reader, cached while the month's version, the sum of its days'
+versions, stays), all exact integers:
     <cell>|s  seconds
     <cell>|r  seconds as reports count them with rounding on (each entry rounded, then summed)
-    <cell>|e  earned: rate_minor x counted seconds (billable entries with a rate)
-    <cell>|c  cost: cost_rate_minor x counted seconds (cost applies billable or not)
-Amounts are rounded to the cent once, when a group is answered (`minor_of_exact`).
+A cell of layout 2 (`CELL_LAYOUT`) ends with the rate and cost rate of its entries, and its
+amounts are worked out when read (`fold_cells`):
+    earned: rate_minor x counted seconds (billable entries with a rate)
+    cost: cost_rate_minor x counted seconds (cost applies billable or not)
+(a generation of layout 1 kept them as fields `<cell>|e` and `<cell>|c`). Amounts are rounded
+to the cent once, when a group is answered (`minor_of_exact`).
 
 Project progress over a project's life is summed from the same cells (app/progress.py): each
-month's sums per project are kept by the reader while the month's version stays.
+day's and month's sums per project are kept by the reader while their versions stay.
 """
 
 from __future__ import annotations
@@ -121,6 +125,22 @@ def month_end(day: date) -> date:
         return date.max
     first_next = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
     return first_next - timedelta(days=1)
+
+
+def month_days(month: str) -> list[str]:
+    """The days (YYYY-MM-DD) of `month` (YYYY-MM)."""
+    first = date.fromisoformat(f"{month}-01")
+    return [f"{month}-{d:02d}" for d in range(1, month_end(first).day + 1)]
+
+
+def month_versions(months: list[str], day_versions: Iterable[Any]) -> list[str]:
+    """Each month's version from its days' (`keys.day_versions`, read with HMGET in the order of
+    `month_days` of each month): their sum, which goes up with any change to any of its days."""
+    found = iter(day_versions)
+    return [
+        str(sum(int(v) for v in (next(found) for _ in month_days(m)) if v is not None))
+        for m in months
+    ]
 
 
 def type_code(entry_type: str | None) -> str:

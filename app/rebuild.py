@@ -27,7 +27,7 @@ from redis.asyncio import Redis
 
 from app import keys
 from app.models import parse_instant
-from app.projection import Basis, contribution
+from app.projection import CELL_LAYOUT, Basis, contribution
 from app.store import TotalsStore, parse_generations
 
 log = logging.getLogger(__name__)
@@ -108,29 +108,37 @@ async def ensure_projection(store: TotalsStore, ws: str, basis: Basis) -> None:
         else:
             await store.init_generations(ws, basis)
     else:
-        for gen in (gens.gen, gens.next):
-            if gen is not None:
-                await forget_project_months(store.redis, ws, gen)
+        for gen, built in ((gens.gen, gens.basis), (gens.next, gens.next_basis)):
+            if gen is not None and built is not None and built.layout < CELL_LAYOUT:
+                await upgrade_generation(store.redis, ws, gen)
         await request_rebuild(store.redis, ws, basis, "a reporting setting changed")
     await store.generations(ws, fresh=True)
 
 
-async def forget_project_months(redis: Redis, ws: str, gen: str) -> int:
-    """An upgrade from before 2026-12: the generation's per-project month rollups go (progress
-    is summed from the days now), and each month they held gets its version raised, since a
-    generation an older rebuild built has no version for the months only the rebuild wrote, and
-    progress finds the months it sums by their versions. Returns the rollups deleted."""
-    found = 0
-    async for key in redis.scan_iter(match=keys.project_months(ws, gen), count=1000):
-        month = _text(key).rsplit(":", 1)[1]
-        async with redis.pipeline(transaction=True) as pipe:
-            pipe.hincrby(keys.month_versions(ws, gen), month, 1)
-            pipe.unlink(key)
-            await pipe.execute()
-        found += 1
-    if found:
-        log.info("workspace %s: %d month rollups of generation %s deleted", ws, found, gen)
-    return found
+async def upgrade_generation(redis: Redis, ws: str, gen: str) -> int:
+    """A generation built before 2026-12 keeps answering until the rebuild into the current
+    layout replaces it; meanwhile its days need versions (it kept them per month; readers find
+    days by their versions now), and its per-project month rollups go (progress is summed from
+    the days). Returns the days given a version."""
+    prefix = keys.cells_day(ws, gen, "")
+    versions = keys.day_versions(ws, gen)
+    days = [_text(k)[len(prefix) :] async for k in redis.scan_iter(match=prefix + "*", count=1000)]
+    async with redis.pipeline(transaction=False) as pipe:
+        for day in days:
+            pipe.hsetnx(versions, day, 1)
+        await pipe.execute()
+    rollups = [k async for k in redis.scan_iter(match=keys.project_months(ws, gen), count=1000)]
+    for at in range(0, len(rollups), 500):
+        await redis.unlink(*rollups[at : at + 500])
+    log.info(
+        "workspace %s: generation %s from before 2026-12: %d days given versions, %d month "
+        "rollups deleted; it answers until its rebuild is done",
+        ws,
+        gen,
+        len(days),
+        len(rollups),
+    )
+    return len(days)
 
 
 async def run_rebuild(

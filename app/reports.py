@@ -30,7 +30,9 @@ from app.projection import (
     contribution,
     fold_cells,
     minor_of_exact,
+    month_days,
     month_end,
+    month_versions,
     split_field,
     type_name,
 )
@@ -686,9 +688,9 @@ class Reports:
         include_running: bool,
     ) -> tuple[Grouped, Names, dict[str, str]]:
         """The groups of [start, end]: each whole month's from this process's cache while the
-        month's version (keys.month_versions) is unchanged, else from its totals (the month's
-        hash, or its days' for a Date grouping); the days at the edges and running timers
-        always fresh. Everything is read in transactions that check the generation."""
+        month's version (the sum of its days' versions) is unchanged, else from its days'
+        totals; the days at the edges and running timers always fresh. Everything is read in
+        transactions that check the generation."""
         by_day = "DATE" in levels
         months, edge_days = _split(start, end)
         used: list[Generations] = []  # the generation `read` planned for, last
@@ -698,14 +700,16 @@ class Reports:
             return [keys.cells_day(ws, gens.gen, day) for day in edge_days]
 
         def extra(pipe: Any) -> None:
-            pipe.hmget(keys.month_versions(ws, used[-1].gen), months)
+            pipe.hmget(
+                keys.day_versions(ws, used[-1].gen), [d for m in months for d in month_days(m)]
+            )
 
         for _ in range(5):
             read = await self.read(ws, plan, extra if months else None)
             gens = read.gens
             versions: list[str] = []
             if months:
-                versions = [_decode(v) if v is not None else "0" for v in read.body[-1]]
+                versions = month_versions(months, read.body[-1])
             names = read.names
             query = (levels, filters, names.fingerprint)
             rounding = gens.basis.rounding is not None
@@ -781,7 +785,7 @@ class Reports:
                     gens = await self.store.generations(ws, create=False)
                     if gens.gen != gen:
                         return False
-                    found = Descriptions(await self._describe_days(ws, gens, _month_days(month)))
+                    found = Descriptions(await self._describe_days(ws, gens, month_days(month)))
                     self._described.put((ws, gen, month, known[month]), found)
                 sums: dict[tuple[str | None, str], list[int]] = {}
                 found.add_matches(needle, by_day, sums)
@@ -806,26 +810,26 @@ class Reports:
         months = unread
         if not months:
             return True
-        month_days = {m: _month_days(m) for m in months}
+        days_of = {m: month_days(m) for m in months}
         async with self.redis.pipeline(transaction=True) as pipe:
             pipe.hget(keys.projection(ws), "gen")
-            pipe.hmget(keys.month_versions(ws, gen), months)
+            pipe.hmget(keys.day_versions(ws, gen), [d for m in months for d in days_of[m]])
             for month in months:
-                for day in month_days[month]:
+                for day in days_of[month]:
                     pipe.hgetall(keys.cells_day(ws, gen, day))
             results = await pipe.execute()
         if _decode(results[0] if results[0] is not None else "0") != gen:
             return False
-        versions = [_decode(v) if v is not None else "0" for v in results[1]]
+        versions = month_versions(months, results[1])
         body = iter(results[2:])
         for month, version in zip(months, versions, strict=True):
             cells: list[tuple[str | None, str, list[int], bool]] = []
             if by_day:
-                for day in month_days[month]:
+                for day in days_of[month]:
                     for cell, values in fold_cells((next(body),), rounding).items():
                         cells.append((day, cell, values, False))
             else:  # the month's days summed per cell first: fewer cells to group
-                days_fields = [next(body) for _ in month_days[month]]
+                days_fields = [next(body) for _ in days_of[month]]
                 for cell, values in fold_cells(days_fields, rounding).items():
                     cells.append((None, cell, values, False))
             parsed = MonthCells(cells)
@@ -1225,11 +1229,6 @@ def _split(start: date, end: date) -> tuple[list[str], list[str]]:
                 break
             cursor += timedelta(days=1)
     return months, days
-
-
-def _month_days(month: str) -> list[str]:
-    first = date.fromisoformat(f"{month}-01")
-    return _days(first, month_end(first))
 
 
 def _fold_day(fields: dict[Any, Any], rounding: bool) -> dict[str, dict[str, int]]:

@@ -314,7 +314,33 @@ async def test_a_month_changing_under_every_read_is_read_inside_the_read(
     progress.plan = plan  # type: ignore[method-assign]
     found = (await store.read_progress(WS))["projects"][PROJECT]["tracked"]
     assert found == 306 * H  # one hour added by the one fill
-    assert insides == [(), (), ("2026-01",)]
+    assert insides == [(), (), ("2026-01-21",)]  # the day that kept changing
+
+
+async def test_under_a_live_feed_only_the_days_that_changed_are_read_again(
+    redis: Redis, clock: FixedClock
+) -> None:
+    store = store_for(redis, clock)
+    await name_project(store, project(**time_estimate("PT160H")))
+    await three_hundred_hours_before_this_week_and_five_in_it(store)
+    progress = store.progress
+    real_fill = progress.fill
+    filled: list[list[str]] = []
+
+    async def fill(ws: str, missing: Any) -> None:
+        filled.append(sorted(missing.versions))
+        await real_fill(ws, missing)
+
+    progress.fill = fill  # type: ignore[method-assign]
+    assert (await store.read_progress(WS))["projects"][PROJECT]["tracked"] == 305 * H
+    # Every day holding time, once (an entry counts on the day it starts).
+    assert filled == [["2025-11-03", "2026-01-12", "2026-02-09", "2026-03-24"]]
+    # Today's entries are read with the answer itself; an edit of another day reads that day.
+    await track(store, "2026-03-25T07:00:00Z", 1)  # Wednesday: today
+    assert (await store.read_progress(WS))["projects"][PROJECT]["tracked"] == 306 * H
+    await track(store, "2026-03-24T12:00:00Z", 1)
+    assert (await store.read_progress(WS))["projects"][PROJECT]["tracked"] == 307 * H
+    assert filled[1:] == [["2026-03-24"]]
 
 
 async def test_a_read_that_never_settles_says_so() -> None:
@@ -356,18 +382,20 @@ async def test_progress_after_a_rebuild_and_after_an_upgrade_from_the_month_roll
     assert await run_rebuild(store, WS, grace_s=0)
     assert await store_for(redis, clock).read_progress(WS) == before
 
-    # What an older clockwall left: month rollups, and no version for months only its
-    # rebuild wrote. The start-up check deletes the rollups and gives those months a version.
-    versions = keys.month_versions(WS, "1")
-    await redis.hdel(versions, "2025-11", "2026-01")
+    # What an older clockwall left (cell layout 1): month rollups, versions per month, none
+    # per day. Until the rebuild into the current layout is done, the start-up check gives its
+    # days versions (progress finds days by them) and deletes the rollups.
+    versions = keys.day_versions(WS, "1")
+    await redis.delete(versions)
+    await redis.hset(versions, mapping={"2025-11": 3, "2026-01": 1})
     for month in ("2025-11", "2026-01", "2026-02"):
         await redis.hset(f"{keys.generation_prefix(WS, '1')}pm:{month}", f"{PROJECT}|s", 1)
-    assert (await store_for(redis, clock).read_progress(WS))["projects"][PROJECT][
-        "tracked"
-    ] == 105 * H  # the months without a version are not found
+    await redis.hset(keys.projection(WS), "basis", Basis(basis.zone, None, 1).to_json())
+    assert (await store_for(redis, clock).read_progress(WS))["projects"][PROJECT]["tracked"] == 0
     await ensure_projection(store_for(redis, clock), WS, basis)
     assert await redis.keys(f"{keys.generation_prefix(WS, '1')}pm:*") == []
     assert await store_for(redis, clock).read_progress(WS) == before
+    assert await redis.hget(keys.projection(WS), "next") == b"2"  # the rebuild is asked for
 
 
 # Since the last reset ---------------------------------------------------------------------------

@@ -110,18 +110,18 @@ if state == '' then state = cjson.encode({id = id}) end
 -- Per generation: the stored contribution (old) and the new one; their difference is netted
 -- per total first, so unchanged fields cost nothing. A cell field goes to its day's hash; the
 -- changes are listed as (key, field, delta). (A month's report and a project's progress are
--- summed from its days by the reader, which caches them while the month's version stays.)
+-- summed from its days by the reader, which caches them while the days' versions stay.)
 local ks, fs, ds, m = {}, {}, {}, 0
--- The months whose totals change, per generation: their version (`<gen>:ver`, month -> count)
--- goes up, so a reader's cache of a month's totals knows when it is stale.
+-- The days whose totals change, per generation: their version (`<gen>:ver`, day -> count) goes
+-- up, so a reader's cache of a day's (and a month's: the sum of its days') totals knows when
+-- it is stale.
 local touched, nt = {}, 0
 local function collect(gp, c, sign)
   if c.day == '' then return end
-  local month = string.sub(c.day, 1, 7)
-  if c.f[1] and not touched[gp .. month] then
-    touched[gp .. month] = true
+  if c.f[1] and not touched[gp .. c.day] then
+    touched[gp .. c.day] = true
     nt = nt + 1
-    touched[nt] = {gp, month}
+    touched[nt] = {gp, c.day}
   end
   local day_key = gp .. 'c:' .. c.day
   -- The first n fields are kept; the amounts after them are the cell's rates times its

@@ -13,7 +13,7 @@
 local gp, gen = ARGV[1], ARGV[2]
 if redis.call('HGET', KEYS[2], 'next') ~= gen then return {-1, 0} end
 local added, skipped = 0, 0
-local months = {}
+local days = {}
 for i = 3, #ARGV, 2 do
   local id = ARGV[i]
   local fp, _, contrib = string.match(ARGV[i + 1], '^([^|]*)|([^|]*)|(.*)$')
@@ -26,7 +26,7 @@ for i = 3, #ARGV, 2 do
     for j = 1, c.n or #c.f do
       redis.call('HINCRBY', gp .. 'c:' .. c.day, c.f[j][1], c.f[j][2])
     end
-    if c.f[1] then months[string.sub(c.day, 1, 7)] = true end
+    if c.f[1] then days[c.day] = true end
     redis.call('APPEND', gp .. 'il:' .. c.day, id .. ' ')
     redis.call('HSET', gp .. 'contrib', id, contrib)
     added = added + 1
@@ -34,6 +34,6 @@ for i = 3, #ARGV, 2 do
     skipped = skipped + 1
   end
 end
--- A month holding totals has a version: readers learn from it which months to read.
-for month in pairs(months) do redis.call('HINCRBY', gp .. 'ver', month, 1) end
+-- A day holding totals has a version: readers learn from it which days to read.
+for day in pairs(days) do redis.call('HINCRBY', gp .. 'ver', day, 1) end
 return {added, skipped}
