@@ -122,6 +122,14 @@ async def three_hundred_hours_before_this_week_and_five_in_it(store: TotalsStore
     await track(store, "2026-03-24T08:00:00Z", 5)
 
 
+async def estimated_store(redis: Redis, clock: FixedClock) -> TotalsStore:
+    """A store holding 305 hours on a project estimated at 160."""
+    store = store_for(redis, clock)
+    await name_project(store, project(**time_estimate("PT160H")))
+    await three_hundred_hours_before_this_week_and_five_in_it(store)
+    return store
+
+
 class FakeClockify:
     """The four name lists the poller reads; only projects matter here."""
 
@@ -293,9 +301,7 @@ async def test_a_month_changing_under_every_read_is_read_inside_the_read(
 ) -> None:
     # An import writing January while progress is read: January's sums are never at the
     # version the next read sees, until the read takes January's days in its own transaction.
-    store = store_for(redis, clock)
-    await name_project(store, project(**time_estimate("PT160H")))
-    await three_hundred_hours_before_this_week_and_five_in_it(store)
+    store = await estimated_store(redis, clock)
     progress = store.progress
     real_fill = progress.fill
     insides: list[tuple[str, ...]] = []
@@ -320,9 +326,7 @@ async def test_a_month_changing_under_every_read_is_read_inside_the_read(
 async def test_under_a_live_feed_only_the_days_that_changed_are_read_again(
     redis: Redis, clock: FixedClock
 ) -> None:
-    store = store_for(redis, clock)
-    await name_project(store, project(**time_estimate("PT160H")))
-    await three_hundred_hours_before_this_week_and_five_in_it(store)
+    store = await estimated_store(redis, clock)
     progress = store.progress
     real_fill = progress.fill
     filled: list[list[str]] = []
