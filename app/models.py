@@ -17,6 +17,9 @@ _ISO_DURATION = re.compile(
 )
 _COLOR = re.compile(r"^#[0-9A-Fa-f]{3,8}$")
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
+# Clockify's entry types are REGULAR, BREAK, HOLIDAY and TIME_OFF; another word is kept as it is
+# (a type added later), but nothing that could split a cell key (`|`) or break a field.
+_TYPE = re.compile(r"[A-Z][A-Z0-9_]{0,19}")
 # Clockify's ids are MongoDB ObjectIds: 24 hex digits. Nothing else is taken, so an id can never
 # split a Redis field such as `<user>|<project>`, nor be `__proto__` or `constructor` in a page.
 # Used with fullmatch: `$` would let a trailing newline through.
@@ -607,6 +610,11 @@ def parse_time_entry(body: Any) -> TimeEntry:
         raise PayloadError("type must be a string such as 'REGULAR'")
     # One spelling, so the wall can tell a BREAK (or HOLIDAY, TIME_OFF) timer from work.
     entry_type = entry_type.strip().upper() or "REGULAR"
+    if not _TYPE.fullmatch(entry_type):
+        raise PayloadError(
+            "type must be a word of letters, digits and '_' such as 'REGULAR' or 'BREAK' "
+            "(up to 20 characters)"
+        )
 
     if user_obj is not None and user_obj.get("id"):
         user = parse_named("user", user_obj, "user")
@@ -655,7 +663,7 @@ def parse_time_entry(body: Any) -> TimeEntry:
         billable=_bool(body, "billable", ""),
         hourly_rate=rate,
         cost_rate=cost_rate,
-        entry_type=entry_type[:20],
+        entry_type=entry_type,
         names=tuple(names),
         unknown=_unknown_keys(body),
     )

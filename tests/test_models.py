@@ -335,6 +335,10 @@ BAD_FIELDS = [
     ("costRate", {"amount": 4000, "currency": 978}, r"costRate\.currency must be an ISO"),
     ("costRate", 40.5, "costRate must be a non-negative whole number"),
     ("type", 3, "type must be a string"),
+    # A type that would split a cell key (`user|project|...|type|...`) or run past 20 letters.
+    ("type", "REGULAR|1", "type must be a word of letters, digits and '_'"),
+    ("type", 'BREAK"', "type must be a word"),
+    ("type", "A" * 21, r"type must be a word .*up to 20 characters"),
 ]
 
 
