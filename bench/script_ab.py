@@ -38,7 +38,7 @@ STAGES = (
     ("the call and its arguments", "local prefix, id, kind, status, fp = ARGV[1]"),
     ("+ the meta record and generations read", "-- Names ride along with every delivery"),
     ("+ the contributions collected", "if netting then\n"),
-    ("+ the totals changed (HINCRBY, month versions)", "write_names()\n\nfor i, g in ipairs"),
+    ("+ the totals changed (HINCRBY, day versions)", "write_names()\n\nfor i, g in ipairs"),
     ("+ names and the day index", "local day = (news[1] and news[1].day)"),
     ("+ the meta, state and running writes", "local action\n"),
 )
